@@ -1,0 +1,116 @@
+/*
+ * proto.c — channel allow-lists and the worker table (proto.h).
+ */
+#include "proto.h"
+
+#include <string.h>
+
+#define N(a) (sizeof(a) / sizeof((a)[0]))
+
+static const uint32_t sup_recv[] = { HP_MSG_HELLO, HP_MSG_READY,
+	HP_MSG_PONG, HP_MSG_STATUS };
+static const uint32_t sup_send[] = { HP_MSG_HELLO, HP_MSG_PING,
+	HP_MSG_SHUTDOWN, HP_MSG_CHANNEL_NEW, HP_MSG_LISTENER,
+	HP_MSG_LOG_LEVEL, HP_MSG_TEST_SIGSYS };
+static const uint32_t worker_fd_types[] = { HP_MSG_CHANNEL_NEW,
+	HP_MSG_LISTENER };
+static const uint32_t sibling_types[] = { HP_MSG_HELLO };
+static const uint32_t ctl_req[] = { HP_CTL_REQUEST };
+static const uint32_t ctl_rep[] = { HP_CTL_REPLY };
+
+static const struct hp_chan_policy policies[] = {
+	[HP_CHAN_SUP_TO_WORKER] = { "supervisor", sup_recv, N(sup_recv),
+	    sup_send, N(sup_send), 64 * 1024, 1, NULL, 0 },
+	[HP_CHAN_WORKER_TO_SUP] = { "worker", sup_send, N(sup_send),
+	    sup_recv, N(sup_recv), 64 * 1024, 1, worker_fd_types,
+	    N(worker_fd_types) },
+	[HP_CHAN_SIBLING] = { "sibling", sibling_types, N(sibling_types),
+	    sibling_types, N(sibling_types), 64 * 1024, 1, NULL, 0 },
+	[HP_CHAN_CTL_SERVER] = { "control", ctl_req, N(ctl_req),
+	    ctl_rep, N(ctl_rep), 16 * 1024, 0, NULL, 0 },
+	[HP_CHAN_CTL_CLIENT] = { "hpctl", ctl_rep, N(ctl_rep),
+	    ctl_req, N(ctl_req), 1024 * 1024, 0, NULL, 0 },
+};
+
+const struct hp_chan_policy *
+hp_chan_policy(enum hp_chan_kind kind)
+{
+	return &policies[kind];
+}
+
+static int
+in_list(const uint32_t *list, size_t n, uint32_t type)
+{
+	for (size_t i = 0; i < n; i++)
+		if (list[i] == type)
+			return 1;
+	return 0;
+}
+
+int
+hp_policy_may_recv(const struct hp_chan_policy *p, uint32_t type)
+{
+	return in_list(p->recv, p->nrecv, type);
+}
+
+int
+hp_policy_may_send(const struct hp_chan_policy *p, uint32_t type)
+{
+	return in_list(p->send, p->nsend, type);
+}
+
+int
+hp_policy_takes_fd(const struct hp_chan_policy *p, uint32_t type)
+{
+	return in_list(p->fd_types, p->nfd_types, type);
+}
+
+const char *
+hp_msg_name(uint32_t type)
+{
+	switch (type) {
+	case HP_MSG_HELLO: return "HELLO";
+	case HP_MSG_READY: return "READY";
+	case HP_MSG_PING: return "PING";
+	case HP_MSG_PONG: return "PONG";
+	case HP_MSG_SHUTDOWN: return "SHUTDOWN";
+	case HP_MSG_CHANNEL_NEW: return "CHANNEL_NEW";
+	case HP_MSG_LISTENER: return "LISTENER";
+	case HP_MSG_LOG_LEVEL: return "LOG_LEVEL";
+	case HP_MSG_STATUS: return "STATUS";
+	case HP_MSG_TEST_SIGSYS: return "TEST_SIGSYS";
+	case HP_CTL_REQUEST: return "CTL_REQUEST";
+	case HP_CTL_REPLY: return "CTL_REPLY";
+	default: return "UNKNOWN";
+	}
+}
+
+const char *const hp_worker_names[HP_W_COUNT] = {
+	"consensus", "peer", "state", "gateway", "runner",
+};
+
+int
+hp_worker_lookup(const char *name)
+{
+	for (int i = 0; i < HP_W_COUNT; i++)
+		if (strcmp(name, hp_worker_names[i]) == 0)
+			return i;
+	return -1;
+}
+
+int
+hp_workers_linked(int a, int b)
+{
+	static const unsigned char links[HP_W_COUNT][HP_W_COUNT] = {
+		/*              cons peer state gw run */
+		[HP_W_CONSENSUS] = { 0, 1, 1, 1, 1 },
+		[HP_W_PEER] =      { 1, 0, 1, 0, 0 },
+		[HP_W_STATE] =     { 1, 1, 0, 0, 0 },
+		[HP_W_GATEWAY] =   { 1, 0, 0, 0, 1 },
+		[HP_W_RUNNER] =    { 1, 0, 0, 1, 0 },
+	};
+
+	if (a < 0 || b < 0 || a >= HP_W_COUNT || b >= HP_W_COUNT)
+		return 0;
+	return links[a][b];
+}

@@ -1,0 +1,98 @@
+/*
+ * proto.h — every IPC message type of hpd, in one place, and the allow-list
+ * of each channel kind.
+ *
+ * A frame is a 16-byte header (channel.h) plus one msgpack object. Message
+ * bodies are maps with small unsigned integer keys, listed beside each type
+ * below; control replies carry a "data" value whose maps use string keys so
+ * that hpctl can print them as JSON unchanged.
+ *
+ * The high byte of a type names its subsystem: 0x01 lifecycle (supervisor
+ * and workers), 0x02 control (hpctl). Later subsystems take 0x10 consensus,
+ * 0x20 peer, 0x30 state, 0x40 gateway, 0x50 runner.
+ */
+#ifndef HP_PROTO_H
+#define HP_PROTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define HP_PROTO_VERSION 1
+
+enum hp_msg_type {
+	/* {1: proto u32, 2: build_id str, 3: role str, 4: max_frame u32} */
+	HP_MSG_HELLO = 0x010001,
+	/* worker → supervisor, once its setup is done: {} */
+	HP_MSG_READY = 0x010002,
+	/* supervisor → worker heartbeat: {1: seq u64} */
+	HP_MSG_PING = 0x010003,
+	/* worker → supervisor: {1: seq u64, 2: [sibling role str...]} */
+	HP_MSG_PONG = 0x010004,
+	/* supervisor → worker: exit cleanly now: {} */
+	HP_MSG_SHUTDOWN = 0x010005,
+	/* supervisor → worker, fd attached: a fresh channel to a sibling:
+	 * {1: role str, 2: generation u64} */
+	HP_MSG_CHANNEL_NEW = 0x010006,
+	/* supervisor → worker, fd attached: a bound listening socket:
+	 * {1: name str ("mesh" | "user"), 2: port u64} */
+	HP_MSG_LISTENER = 0x010007,
+	/* supervisor → worker: {1: level u64 (0 dbg .. 3 err)} */
+	HP_MSG_LOG_LEVEL = 0x010008,
+	/* worker → supervisor when its sibling channels change: as PONG */
+	HP_MSG_STATUS = 0x010009,
+	/* supervisor → worker, test builds only: make a forbidden syscall */
+	HP_MSG_TEST_SIGSYS = 0x01000a,
+
+	/* hpctl → supervisor: {1: argv [str...]} */
+	HP_CTL_REQUEST = 0x020001,
+	/* supervisor → hpctl: {1: code u64 (0 ok, 1 failed, 100 usage),
+	 * 2: message str, 3: data (any)} */
+	HP_CTL_REPLY = 0x020002,
+};
+
+/* Which end of a channel this process is. */
+enum hp_chan_kind {
+	HP_CHAN_SUP_TO_WORKER,	/* the supervisor's end of fd 3 */
+	HP_CHAN_WORKER_TO_SUP,	/* a worker's fd 3 */
+	HP_CHAN_SIBLING,	/* worker ↔ worker */
+	HP_CHAN_CTL_SERVER,	/* the supervisor's end of a hpctl connection */
+	HP_CHAN_CTL_CLIENT,	/* hpctl */
+};
+
+struct hp_chan_policy {
+	const char *name;
+	const uint32_t *recv;	/* allowed incoming types */
+	size_t nrecv;
+	const uint32_t *send;	/* allowed outgoing types */
+	size_t nsend;
+	uint32_t max_frame;	/* bytes, header included */
+	int hello;		/* HELLO must open the channel each way */
+	const uint32_t *fd_types;	/* incoming types that carry an fd */
+	size_t nfd_types;
+};
+
+const struct hp_chan_policy *hp_chan_policy(enum hp_chan_kind kind);
+
+int hp_policy_may_recv(const struct hp_chan_policy *p, uint32_t type);
+int hp_policy_may_send(const struct hp_chan_policy *p, uint32_t type);
+int hp_policy_takes_fd(const struct hp_chan_policy *p, uint32_t type);
+
+const char *hp_msg_name(uint32_t type);
+
+/* The five workers, in start order. */
+enum hp_worker_id {
+	HP_W_CONSENSUS,
+	HP_W_PEER,
+	HP_W_STATE,
+	HP_W_GATEWAY,
+	HP_W_RUNNER,
+	HP_W_COUNT
+};
+
+extern const char *const hp_worker_names[HP_W_COUNT];
+int hp_worker_lookup(const char *name);	/* -1 when unknown */
+
+/* Whether two workers have a direct channel (DESIGN §2 "talks to"). */
+int hp_workers_linked(int a, int b);
+
+#endif
