@@ -32,19 +32,22 @@
 #define CFG_MAX_DIAGS	100		/* lines reported before giving up */
 #define CFG_DEFAULT_MSG	(5 * 1024 * 1024)	/* max_bytes_per_msg 0 */
 #define CFG_ANY		((uint64_t)INT64_MAX)	/* no upper bound */
-#define CFG_SHOW_MAX	64		/* characters of a value shown */
+#define CFG_SHOW_MAX	80		/* characters of a value shown */
 #define CFG_SHOW_SIZE	(4 * CFG_SHOW_MAX + 32)
 #define CFG_PATH_SIZE	(4 * CFG_SHOW_MAX + 64)
 
-#define RULE_PK		"must be a public key (\"ed\" followed by 64 hex digits)"
-#define RULE_SK		"must be a private key (\"ed\" followed by 128 hex digits)"
+#define RULE_PK		"must be a public key " \
+			"(\"ed\" followed by 64 hex digits)"
+#define RULE_SK		"must be a private key " \
+			"(\"ed\" followed by 128 hex digits)"
 #define RULE_UUID	"must be a UUID (8-4-4-4-12 hex digits)"
 #define RULE_RUN_AS	"must be \"\" or \"uid:gid\" with numeric ids"
 #define RULE_VERSION	"must be a version number (digits and dots) of at " \
 			"least " HP_MIN_CONFIG_VERSION
 #define RULE_PEER	"must be \"host:port\" with a port from 1 to 65535"
 #define FIX_KEYS	"run `hpd rekey DIR` to create the node's key pair"
-#define FIX_ID		"set a UUID, e.g. from `cat /proc/sys/kernel/random/uuid`"
+#define FIX_ID		"set a UUID, e.g. from " \
+			"`cat /proc/sys/kernel/random/uuid`"
 
 struct ctx {
 	const char *name;		/* file name shown in messages */
@@ -108,14 +111,14 @@ diag(struct ctx *c, enum hp_config_diag sev, const char *fmt, ...)
 	c->report(sev, msg, c->arg);
 }
 
-/* Printable ASCII as is, the rest as \xNN; at most CFG_SHOW_MAX input bytes. */
+/* Printable ASCII as is, the rest as \xNN; at most max input bytes. */
 static void
-escape(const char *s, size_t len, char *out, size_t size)
+escape(const char *s, size_t len, size_t max, char *out, size_t size)
 {
 	static const char hex[] = "0123456789abcdef";
 	size_t i, o = 0;
 
-	for (i = 0; i < len && i < CFG_SHOW_MAX && o + 5 < size; i++) {
+	for (i = 0; i < len && i < max && o + 5 < size; i++) {
 		unsigned char ch = (unsigned char)s[i];
 
 		if (ch == '"' || ch == '\\') {
@@ -148,8 +151,8 @@ show(const json_t *v, bool typed, char buf[CFG_SHOW_SIZE])
 
 	switch (json_typeof(v)) {
 	case JSON_STRING:
-		escape(json_string_value(v), json_string_length(v), tmp,
-		    sizeof(tmp));
+		escape(json_string_value(v), json_string_length(v),
+		    CFG_SHOW_MAX, tmp, sizeof(tmp));
 		snprintf(buf, CFG_SHOW_SIZE, "%s\"%s\"", typed ? "string " : "",
 		    tmp);
 		break;
@@ -196,7 +199,8 @@ bad_secret(struct ctx *c, const char *path, const char *rule, const json_t *v)
 {
 	if (json_is_string(v))
 		diag(c, HP_CONFIG_ERROR, "%s: %s, got a string of %zu "
-		    "characters (not shown)", path, rule, json_string_length(v));
+		    "characters (not shown)", path, rule,
+		    json_string_length(v));
 	else
 		bad(c, path, rule, v, true);
 }
@@ -474,9 +478,10 @@ walk(struct ctx *c, const struct field *tab, const char *prefix, json_t *obj)
 
 	json_object_foreach(obj, key, v) {
 		if ((f = lookup(tab, key)) == NULL) {
-			escape(key, strlen(key), esc, sizeof(esc));
-			diag(c, HP_CONFIG_WARNING, "%s%s%s: unknown key, ignored",
-			    prefix, *prefix != '\0' ? "." : "", esc);
+			escape(key, strlen(key), CFG_SHOW_MAX, esc,
+			    sizeof(esc));
+			diag(c, HP_CONFIG_WARNING, "%s%s%s: unknown key, "
+			    "ignored", prefix, *prefix != '\0' ? "." : "", esc);
 			continue;
 		}
 		snprintf(path, sizeof(path), "%s%s%s", prefix,
@@ -644,7 +649,7 @@ parse_environment(struct ctx *c, const char *path, json_t *v)
 	if ((env = calloc(n + 1, sizeof(*env))) == NULL)
 		return HP_ENOMEM;
 	json_object_foreach(v, key, x) {
-		escape(key, strlen(key), esc, sizeof(esc));
+		escape(key, strlen(key), CFG_SHOW_MAX, esc, sizeof(esc));
 		snprintf(vpath, sizeof(vpath), "%s.%s", path, esc);
 		if (*key == '\0' || strchr(key, '=') != NULL) {
 			diag(c, HP_CONFIG_ERROR, "%s: variable names must be "
@@ -1050,8 +1055,8 @@ finish(struct ctx *c, json_t *root)
 		rc = hp_keypair_from_hex(cfg->node.public_key_hex,
 		    cfg->node.private_key_hex, &cfg->node.keys);
 		if (rc != 0)
-			diag(c, HP_CONFIG_ERROR, "node.private_key: must be the "
-			    "private key of node.public_key (signing and "
+			diag(c, HP_CONFIG_ERROR, "node.private_key: must be "
+			    "the private key of node.public_key (signing and "
 			    "verifying \"hotpocket\" failed), got a different "
 			    "key; " FIX_KEYS);
 	}
@@ -1069,9 +1074,9 @@ finish(struct ctx *c, json_t *root)
 		    FIX_ID);
 	if (cfg->node.history == HP_HISTORY_CUSTOM &&
 	    cfg->node.max_primary_shards == 0)
-		diag(c, HP_CONFIG_ERROR, "node.history_config.max_primary_shards: "
-		    "must be greater than 0 when node.history is \"custom\", "
-		    "got 0");
+		diag(c, HP_CONFIG_ERROR, "node.history_config."
+		    "max_primary_shards: must be greater than 0 when "
+		    "node.history is \"custom\", got 0");
 	if (cfg->mesh.max_connections > 0 &&
 	    (cfg->mesh.max_known_connections < 1 ||
 	    cfg->mesh.max_known_connections > cfg->mesh.max_connections))
@@ -1143,7 +1148,7 @@ hp_config_parse(const char *name, const char *json, size_t len,
 {
 	struct ctx c = { .name = name, .report = report, .arg = arg,
 	    .cfg = cfg };
-	char buf[CFG_SHOW_SIZE];
+	char buf[CFG_SHOW_SIZE], text[4 * JSON_ERROR_TEXT_LENGTH + 4];
 	json_error_t jerr;
 	json_t *root;
 	int rc;
@@ -1163,8 +1168,11 @@ hp_config_parse(const char *name, const char *json, size_t len,
 	}
 	root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (root == NULL) {
+		/* jansson quotes the token it choked on, raw. */
+		escape(jerr.text, strnlen(jerr.text, sizeof(jerr.text)),
+		    sizeof(jerr.text), text, sizeof(text));
 		diag(&c, HP_CONFIG_ERROR, "invalid JSON at line %d, column %d: "
-		    "%s", jerr.line, jerr.column, jerr.text);
+		    "%s", jerr.line, jerr.column, text);
 		hp_config_free(cfg);
 		return HP_EINVAL;
 	}
