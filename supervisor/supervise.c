@@ -787,6 +787,10 @@ prepare_privsep(void)
 
 	if (geteuid() != 0) {
 		sv.privsep = 0;
+		for (int i = 0; i < HP_W_COUNT; i++) {
+			sv.w[i].ids.uid = geteuid();
+			sv.w[i].ids.gid = getegid();
+		}
 		log_warnx("running as uid %d, not root: development mode."
 		    " Workers run under this uid without separate users;"
 		    " seccomp and no_new_privs still apply. Run as root for"

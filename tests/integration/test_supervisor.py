@@ -299,6 +299,67 @@ def test_control_socket_refuses_outsiders():
         n.stop()
 
 
+def test_hung_worker_is_killed_and_restarted():
+    with Case() as c:
+        n = c.node()
+        n.start()
+        n.wait_ready()
+        before = n.worker("state")
+        # A stopped process keeps its sockets open but answers nothing.
+        os.kill(before["pid"], signal.SIGSTOP)
+        after = wait_for("state restarted", lambda: (lambda w: w if w["state"] == "ready" and w["pid"] != before["pid"] else None)(n.worker("state")), 20)
+        assert "state missed 5 heartbeats; killing it" in n.log()
+        assert after["last_exit"] == "signal 9 (SIGKILL)", after
+        n.wait_channels(5)
+        n.stop()
+
+
+def test_development_mode_without_root():
+    import shutil
+    import pwd
+    with Case() as c:
+        # A copy of the programs that any user can run, and a node that
+        # belongs to an unprivileged user.
+        bindir = os.path.join(c.root, "bin")
+        os.mkdir(bindir)
+        for p in ["hpd", "hpctl"] + ["hpd-" + w for w in WORKERS]:
+            shutil.copy(os.path.join(BUILD, p), bindir)
+        os.chmod(c.root, 0o755)
+        n = c.node()
+        nobody = pwd.getpwnam("nobody")
+        for dirpath, dirs, files in os.walk(n.dir):
+            for f in dirs + files:
+                os.chown(os.path.join(dirpath, f), nobody.pw_uid, nobody.pw_gid)
+        os.chown(n.dir, nobody.pw_uid, nobody.pw_gid)
+        out = open(n.logpath, "ab")
+        proc = subprocess.Popen(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+                                 os.path.join(bindir, "hpd"), "run", n.dir],
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            def ready():
+                r = run("setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+                        os.path.join(bindir, "hpctl"), "-d", n.dir, "--json", "status")
+                if r.returncode != 0:
+                    return None
+                import json
+                d = json.loads(r.stdout)["data"]
+                return d if d["workers_ready"] == 5 else None
+            s = wait_for("5 ready in development mode", ready, 5)
+            assert s["privsep"] == "development", s
+            for w in s["workers"]:
+                assert w["uid"] == nobody.pw_uid, w
+                st = proc_status(w["pid"])
+                assert st["Seccomp"] == "2" and st["NoNewPrivs"] == "1", st
+            assert "development mode" in n.log()
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(5) == 0
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+            out.close()
+
+
 def test_worker_refuses_to_run_by_hand():
     r = run(os.path.join(BUILD, "hpd-consensus"))
     assert r.returncode == 100 and "started by `hpd run DIR`" in r.stderr, r
@@ -320,5 +381,7 @@ if __name__ == "__main__":
         test_hpctl_exit_codes,
         test_control_socket_refuses_outsiders,
         test_worker_refuses_to_run_by_hand,
+        test_hung_worker_is_killed_and_restarted,
+        test_development_mode_without_root,
         test_repeated_deaths_end_failed_until_restart,
     ])
