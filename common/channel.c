@@ -510,9 +510,18 @@ hp_chan_open(uv_loop_t *loop, struct hp_channel *ch, int fd,
     enum hp_chan_kind kind, const char *local_role, hp_chan_msg_cb on_msg,
     hp_chan_close_cb on_close, void *data)
 {
+	return hp_chan_open_policy(loop, ch, fd, hp_chan_policy(kind),
+	    local_role, on_msg, on_close, data);
+}
+
+int
+hp_chan_open_policy(uv_loop_t *loop, struct hp_channel *ch, int fd,
+    const struct hp_chan_policy *pol, const char *local_role,
+    hp_chan_msg_cb on_msg, hp_chan_close_cb on_close, void *data)
+{
 	memset(ch, 0, sizeof(*ch));
 	ch->fd = fd;
-	ch->pol = hp_chan_policy(kind);
+	ch->pol = pol;
 	snprintf(ch->local_role, sizeof(ch->local_role), "%s", local_role);
 	ch->on_msg = on_msg;
 	ch->on_close = on_close;

@@ -131,6 +131,11 @@ int hp_chan_open(uv_loop_t *loop, struct hp_channel *ch, int fd,
     enum hp_chan_kind kind, const char *local_role, hp_chan_msg_cb on_msg,
     hp_chan_close_cb on_close, void *data);
 
+/* The same with an explicit policy (sibling channels: hp_sibling_policy). */
+int hp_chan_open_policy(uv_loop_t *loop, struct hp_channel *ch, int fd,
+    const struct hp_chan_policy *pol, const char *local_role,
+    hp_chan_msg_cb on_msg, hp_chan_close_cb on_close, void *data);
+
 /*
  * Queue a finished frame. Takes ownership of the frame's bytes (f is left
  * empty) and of fd (closed once sent; -1 for none). HP_ETYPE when the

@@ -56,6 +56,7 @@ struct ctx {
 	struct hp_config *cfg;
 	int errors;
 	int diags;
+	int public_only;	/* no node.private_key: workers other than consensus */
 };
 
 enum kind { K_END, K_SECTION, K_BOOL, K_UINT, K_ENUM, K_STRING, K_CUSTOM };
@@ -1044,11 +1045,19 @@ finish(struct ctx *c, json_t *root)
 		if (json_object_get(node, "public_key") == NULL)
 			diag(c, HP_CONFIG_ERROR, "node.public_key: required "
 			    "but missing; " FIX_KEYS);
-		if (json_object_get(node, "private_key") == NULL)
+		if (c->public_only &&
+		    json_object_get(node, "private_key") != NULL)
+			diag(c, HP_CONFIG_ERROR, "node.private_key: must not be"
+			    " present in a worker's copy of the configuration");
+		else if (!c->public_only &&
+		    json_object_get(node, "private_key") == NULL)
 			diag(c, HP_CONFIG_ERROR, "node.private_key: required "
 			    "but missing; " FIX_KEYS);
 	}
-	if (cfg->node.public_key_hex != NULL &&
+	if (c->public_only && cfg->node.public_key_hex != NULL &&
+	    hp_pubkey_from_hex(cfg->node.public_key_hex, cfg->node.keys.pk) != 0)
+		diag(c, HP_CONFIG_ERROR, "node.public_key: malformed");
+	if (!c->public_only && cfg->node.public_key_hex != NULL &&
 	    cfg->node.private_key_hex != NULL) {
 		if (hp_crypto_init() != 0)
 			return HP_ECRYPTO;
@@ -1142,12 +1151,33 @@ hp_config_defaults(struct hp_config *cfg)
 	cfg->log.log_file = true;
 }
 
+static int parse(struct ctx *cp, const char *json, size_t len);
+
 int
 hp_config_parse(const char *name, const char *json, size_t len,
     struct hp_config *cfg, hp_config_report_fn report, void *arg)
 {
 	struct ctx c = { .name = name, .report = report, .arg = arg,
 	    .cfg = cfg };
+
+	return parse(&c, json, len);
+}
+
+int
+hp_config_parse_public(const char *name, const char *json, size_t len,
+    struct hp_config *cfg, hp_config_report_fn report, void *arg)
+{
+	struct ctx c = { .name = name, .report = report, .arg = arg,
+	    .cfg = cfg, .public_only = 1 };
+
+	return parse(&c, json, len);
+}
+
+static int
+parse(struct ctx *cp, const char *json, size_t len)
+{
+	struct ctx c = *cp;
+	struct hp_config *cfg = c.cfg;
 	char buf[CFG_SHOW_SIZE], text[4 * JSON_ERROR_TEXT_LENGTH + 4];
 	json_error_t jerr;
 	json_t *root;

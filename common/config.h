@@ -160,6 +160,14 @@ int hp_config_parse(const char *name, const char *json, size_t len,
     struct hp_config *cfg, hp_config_report_fn report, void *arg);
 
 /*
+ * The same for a worker's copy, which the supervisor sends without
+ * node.private_key: the key must be absent and node.keys holds only the
+ * public key.
+ */
+int hp_config_parse_public(const char *name, const char *json, size_t len,
+    struct hp_config *cfg, hp_config_report_fn report, void *arg);
+
+/*
  * Write cfg as a complete hp.cfg (every field, 4-space indentation) to path
  * atomically (temp file + fsync + rename), mode 0600.
  */

@@ -53,7 +53,8 @@ add_rules(scmp_filter_ctx ctx, const int *list, size_t n)
 }
 
 int
-hp_sandbox_enter(const char *role, int allow_root)
+hp_sandbox_enter(const char *role, int allow_root, const int *extra,
+    size_t nextra)
 {
 	struct rlimit nocore = { 0, 0 };
 	scmp_filter_ctx ctx;
@@ -75,6 +76,8 @@ hp_sandbox_enter(const char *role, int allow_root)
 		return HP_EIO;
 	r = add_rules(ctx, base_syscalls,
 	    sizeof(base_syscalls) / sizeof(base_syscalls[0]));
+	if (r == 0 && extra != NULL)
+		r = add_rules(ctx, extra, nextra);
 	/* Threads yes, new processes no. */
 	if (r == 0 && seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
 	    SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD)) != 0)

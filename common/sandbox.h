@@ -11,7 +11,11 @@
 #ifndef HP_SANDBOX_H
 #define HP_SANDBOX_H
 
+#include <stddef.h>
+
 /* Returns 0 or HP_EIO; on failure the worker must not go on. */
-int hp_sandbox_enter(const char *role, int allow_root);
+/* extra: more syscalls for this role (SCMP_SYS numbers), may be NULL. */
+int hp_sandbox_enter(const char *role, int allow_root, const int *extra,
+    size_t nextra);
 
 #endif

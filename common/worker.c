@@ -13,6 +13,7 @@
 #include "hpd_config.h"
 
 #include <fcntl.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,7 +39,11 @@ struct listener {
 
 static struct {
 	uv_loop_t loop;
+	const struct hp_worker_role *r;
 	const char *role;
+	const char *dir;
+	struct hp_config cfg;
+	int have_cfg;
 	int self;
 	int test_hooks;
 	int stopping;
@@ -90,7 +95,12 @@ sibling_msg(struct hp_channel *ch, struct hp_msg *m)
 		log_debug("channel to %s up (generation %llu)", ch->peer_role,
 		    (unsigned long long)s->generation);
 		send_status(HP_MSG_STATUS, 0);
+		if (w.r->sibling_up != NULL)
+			w.r->sibling_up(s->id);
+		return;
 	}
+	if (w.sib[s->id] == s && w.r->sibling_msg != NULL)
+		w.r->sibling_msg(s->id, m);
 }
 
 static void
@@ -111,6 +121,9 @@ sibling_closed(struct hp_channel *ch, int err)
 		    hp_strerror(err));
 	if (current && !w.sup.closing)
 		send_status(HP_MSG_STATUS, 0);
+	if (current && !w.stopping && ch->hello_done &&
+	    w.r->sibling_down != NULL)
+		w.r->sibling_down(s->id);
 	free(s);
 }
 
@@ -139,8 +152,9 @@ take_channel(struct hp_msg *m)
 	s->generation = gen;
 	int fd = m->fd;
 	m->fd = -1;
-	if (hp_chan_open(&w.loop, &s->ch, fd, HP_CHAN_SIBLING, w.role,
-	    sibling_msg, sibling_closed, s) != 0) {
+	if (hp_chan_open_policy(&w.loop, &s->ch, fd,
+	    hp_sibling_policy(w.self, id), w.role, sibling_msg, sibling_closed,
+	    s) != 0) {
 		free(s);
 		return;
 	}
@@ -156,6 +170,14 @@ take_listener(struct hp_msg *m)
 	if (hp_mpack_str(m->body, 1, name, sizeof(name)) != 0 ||
 	    hp_mpack_u64(m->body, 2, &port) != 0) {
 		log_warnx("malformed LISTENER; ignored");
+		return;
+	}
+	if (w.r->listener != NULL) {
+		int fd = m->fd;
+		m->fd = -1;
+		log_info("listening socket for %s (port %llu) received", name,
+		    (unsigned long long)port);
+		w.r->listener(name, fd);
 		return;
 	}
 	for (int i = 0; i < 2; i++) {
@@ -175,6 +197,116 @@ take_listener(struct hp_msg *m)
 }
 
 static void
+report_config(enum hp_config_diag sev, const char *msg, void *arg)
+{
+	if (sev == HP_CONFIG_ERROR)
+		log_errx("configuration: %s", msg);
+}
+
+static void
+take_config(struct hp_msg *m)
+{
+	const msgpack_object *o = hp_mpack_get(m->body, 1);
+	int r;
+
+	if (w.have_cfg) {
+		log_warnx("second CONFIG ignored");
+		return;
+	}
+	if (o == NULL || o->type != MSGPACK_OBJECT_STR)
+		fatalx("malformed CONFIG from the supervisor");
+	if (w.self == HP_W_CONSENSUS)
+		r = hp_config_parse("hp.cfg", o->via.str.ptr, o->via.str.size,
+		    &w.cfg, report_config, NULL);
+	else
+		r = hp_config_parse_public("hp.cfg", o->via.str.ptr,
+		    o->via.str.size, &w.cfg, report_config, NULL);
+	if (r != 0)
+		fatalx("the supervisor's configuration does not load: %s",
+		    hp_strerror(r));
+	w.have_cfg = 1;
+	if (w.r->init != NULL && w.r->init(&w.loop, &w.cfg) != 0)
+		fatalx("%s initialisation failed", w.role);
+	hp_chan_send_empty(&w.sup, HP_MSG_READY, 0);
+}
+
+static void
+answer_query(struct hp_msg *m)
+{
+	const msgpack_object *arr = hp_mpack_get(m->body, 1);
+	char args[8][64], *argv[8], msg[256] = "ok";
+	struct hp_frame f;
+	int argc = 0, code;
+
+	if (arr != NULL && arr->type == MSGPACK_OBJECT_ARRAY &&
+	    arr->via.array.size <= 8) {
+		for (uint32_t i = 0; i < arr->via.array.size; i++) {
+			const msgpack_object *a = &arr->via.array.ptr[i];
+			if (a->type != MSGPACK_OBJECT_STR || a->via.str.size >= 64)
+				break;
+			memcpy(args[argc], a->via.str.ptr, a->via.str.size);
+			args[argc][a->via.str.size] = '\0';
+			argv[argc] = args[argc];
+			argc++;
+		}
+	}
+	/* Pack the answer; the role packs the data object itself. */
+	hp_frame_begin(&f, HP_MSG_CTL_ANSWER, m->id, 0);
+	if (w.r->show == NULL) {
+		msgpack_pack_map(&f.pk, 2);
+		msgpack_pack_uint32(&f.pk, 1);
+		msgpack_pack_uint32(&f.pk, 1);
+		msgpack_pack_uint32(&f.pk, 2);
+		hp_mpack_pack_cstr(&f.pk, "this worker has nothing to show yet");
+		hp_chan_send(&w.sup, &f, -1);
+		return;
+	}
+	/* The data object goes last so that show() can pack it directly. */
+	msgpack_sbuffer data;
+	msgpack_packer dpk;
+	msgpack_sbuffer_init(&data);
+	msgpack_packer_init(&dpk, &data, msgpack_sbuffer_write);
+	code = w.r->show(argc, argv, &dpk, msg, sizeof(msg));
+	msgpack_pack_map(&f.pk, code == 0 ? 3 : 2);
+	msgpack_pack_uint32(&f.pk, 1);
+	msgpack_pack_uint32(&f.pk, (uint32_t)code);
+	msgpack_pack_uint32(&f.pk, 2);
+	hp_mpack_pack_cstr(&f.pk, msg);
+	if (code == 0) {
+		msgpack_pack_uint32(&f.pk, 3);
+		msgpack_sbuffer_write(&f.sb, data.data, data.size);
+	}
+	msgpack_sbuffer_destroy(&data);
+	hp_chan_send(&w.sup, &f, -1);
+}
+
+int
+hp_worker_send(int sibling, struct hp_frame *f, int fd)
+{
+	if (sibling < 0 || sibling >= HP_W_COUNT || w.sib[sibling] == NULL ||
+	    !w.sib[sibling]->ch.hello_done) {
+		hp_frame_free(f);
+		if (fd >= 0)
+			close(fd);
+		return HP_EAGAIN;
+	}
+	return hp_chan_send(&w.sib[sibling]->ch, f, fd);
+}
+
+int
+hp_worker_sibling_up(int sibling)
+{
+	return sibling >= 0 && sibling < HP_W_COUNT && w.sib[sibling] != NULL &&
+	    w.sib[sibling]->ch.hello_done;
+}
+
+const char *
+hp_worker_dir(void)
+{
+	return w.dir;
+}
+
+static void
 close_all(uv_handle_t *h, void *arg)
 {
 	if (!uv_is_closing(h))
@@ -189,7 +321,12 @@ sup_msg(struct hp_channel *ch, struct hp_msg *m)
 	switch (m->type) {
 	case HP_MSG_HELLO:
 		log_debug("supervisor channel up");
-		hp_chan_send_empty(ch, HP_MSG_READY, 0);
+		break;
+	case HP_MSG_CONFIG:
+		take_config(m);
+		break;
+	case HP_MSG_CTL_QUERY:
+		answer_query(m);
 		break;
 	case HP_MSG_PING:
 		if (hp_mpack_u64(m->body, 1, &v) == 0)
@@ -198,6 +335,8 @@ sup_msg(struct hp_channel *ch, struct hp_msg *m)
 	case HP_MSG_SHUTDOWN:
 		log_info("shutting down");
 		w.stopping = 1;
+		if (w.r->shutdown != NULL)
+			w.r->shutdown();
 		uv_stop(&w.loop);
 		break;
 	case HP_MSG_CHANNEL_NEW:
@@ -243,8 +382,8 @@ sup_closed(struct hp_channel *ch, int err)
 static void
 usage(const char *role)
 {
-	fprintf(stderr, "usage: hpd-%s [--dev] [--log-level dbg|inf|wrn|err]"
-	    " [--test-hooks]\n"
+	fprintf(stderr, "usage: hpd-%s --dir DIR [--dev] [--log-level"
+	    " dbg|inf|wrn|err] [--test-hooks]\n"
 	    "hpd-%s is one of hpd's workers; `hpd run DIR` starts it with its"
 	    " channel on fd 3.\n", role, role);
 	exit(100);
@@ -253,13 +392,26 @@ usage(const char *role)
 int
 hp_worker_main(int argc, char **argv, const char *role)
 {
+	static struct hp_worker_role plain;
+
+	plain.name = role;
+	hp_worker_run(argc, argv, &plain);
+}
+
+int
+hp_worker_run(int argc, char **argv, const struct hp_worker_role *r)
+{
+	const char *role = r->name;
 	int allow_root = 0, level = HP_LOG_INF;
 	struct stat st;
 
+	w.r = r;
 	log_init(role, HP_LOG_INF);
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--dev") == 0)
 			allow_root = 1;
+		else if (strcmp(argv[i], "--dir") == 0 && i + 1 < argc)
+			w.dir = argv[++i];
 		else if (strcmp(argv[i], "--test-hooks") == 0)
 			w.test_hooks = HPD_TEST_HOOKS;
 		else if (strcmp(argv[i], "--log-level") == 0 && i + 1 < argc) {
@@ -281,13 +433,17 @@ hp_worker_main(int argc, char **argv, const char *role)
 	fcntl(3, F_SETFL, fcntl(3, F_GETFL) | O_NONBLOCK);
 	fcntl(3, F_SETFD, FD_CLOEXEC);
 
-	/* Timestamps read the zone file once; do it while files are allowed. */
+	/* Timestamps read the zone file once, and jansson seeds its hash
+	 * tables from /dev/urandom once: both while files are allowed. */
 	tzset();
+	json_object_seed(0);
 	if (hp_crypto_init() != 0)
 		fatalx("libsodium initialisation failed");
 	if (uv_loop_init(&w.loop) != 0)
 		fatalx("event loop initialisation failed");
-	if (hp_sandbox_enter(role, allow_root) != 0)
+	if (r->pre_sandbox != NULL && r->pre_sandbox(w.dir) != 0)
+		exit(1);
+	if (hp_sandbox_enter(role, allow_root, r->syscalls, r->nsyscalls) != 0)
 		exit(1);
 	if (hp_chan_open(&w.loop, &w.sup, 3, HP_CHAN_WORKER_TO_SUP, role,
 	    sup_msg, sup_closed, NULL) != 0)
@@ -308,5 +464,7 @@ hp_worker_main(int argc, char **argv, const char *role)
 	uv_walk(&w.loop, close_all, NULL);
 	uv_run(&w.loop, UV_RUN_DEFAULT);
 	uv_loop_close(&w.loop);
+	if (w.have_cfg)
+		hp_config_free(&w.cfg);
 	exit(0);
 }

@@ -8,13 +8,17 @@
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
 static const uint32_t sup_recv[] = { HP_MSG_HELLO, HP_MSG_READY,
-	HP_MSG_PONG, HP_MSG_STATUS };
+	HP_MSG_PONG, HP_MSG_STATUS, HP_MSG_CTL_ANSWER };
 static const uint32_t sup_send[] = { HP_MSG_HELLO, HP_MSG_PING,
 	HP_MSG_SHUTDOWN, HP_MSG_CHANNEL_NEW, HP_MSG_LISTENER,
-	HP_MSG_LOG_LEVEL, HP_MSG_TEST_SIGSYS };
+	HP_MSG_LOG_LEVEL, HP_MSG_TEST_SIGSYS, HP_MSG_CONFIG, HP_MSG_CTL_QUERY };
 static const uint32_t worker_fd_types[] = { HP_MSG_CHANNEL_NEW,
 	HP_MSG_LISTENER };
 static const uint32_t sibling_types[] = { HP_MSG_HELLO };
+static const uint32_t cons_to_peer[] = { HP_MSG_HELLO, HP_MSG_PEER_SIGN_RES,
+	HP_MSG_PEER_UNL, HP_MSG_PEER_SEND, HP_MSG_PEER_KNOWN_LOAD };
+static const uint32_t peer_to_cons[] = { HP_MSG_HELLO, HP_MSG_PEER_SIGN_REQ,
+	HP_MSG_PEER_RECV, HP_MSG_PEER_CONNS, HP_MSG_PEER_KNOWN_SAVE };
 static const uint32_t ctl_req[] = { HP_CTL_REQUEST };
 static const uint32_t ctl_rep[] = { HP_CTL_REPLY };
 
@@ -36,6 +40,37 @@ const struct hp_chan_policy *
 hp_chan_policy(enum hp_chan_kind kind)
 {
 	return &policies[kind];
+}
+
+/* Bulk channels carry ledgers and, later, state: 16 MiB frames. */
+#define SIBLING_MAX_FRAME (16u * 1024 * 1024)
+
+static const struct hp_chan_policy cons_peer_pol = { "consensus<-peer",
+	peer_to_cons, N(peer_to_cons), cons_to_peer, N(cons_to_peer),
+	SIBLING_MAX_FRAME, 1, NULL, 0 };
+static const struct hp_chan_policy peer_cons_pol = { "peer<-consensus",
+	cons_to_peer, N(cons_to_peer), peer_to_cons, N(peer_to_cons),
+	SIBLING_MAX_FRAME, 1, NULL, 0 };
+
+const struct hp_chan_policy *
+hp_sibling_policy(int self, int peer)
+{
+	if (self == HP_W_CONSENSUS && peer == HP_W_PEER)
+		return &cons_peer_pol;
+	if (self == HP_W_PEER && peer == HP_W_CONSENSUS)
+		return &peer_cons_pol;
+	return &policies[HP_CHAN_SIBLING];
+}
+
+uint32_t
+hp_peer_ptype_max(uint32_t ptype)
+{
+	switch (ptype) {
+	case HP_PT_PROPOSAL: return 1024 * 1024;
+	case HP_PT_LEDGER_REQ: return 1024;
+	case HP_PT_LEDGER_RES: return 8 * 1024 * 1024;
+	default: return 0;
+	}
 }
 
 static int
@@ -79,6 +114,17 @@ hp_msg_name(uint32_t type)
 	case HP_MSG_LOG_LEVEL: return "LOG_LEVEL";
 	case HP_MSG_STATUS: return "STATUS";
 	case HP_MSG_TEST_SIGSYS: return "TEST_SIGSYS";
+	case HP_MSG_CONFIG: return "CONFIG";
+	case HP_MSG_CTL_QUERY: return "CTL_QUERY";
+	case HP_MSG_CTL_ANSWER: return "CTL_ANSWER";
+	case HP_MSG_PEER_SIGN_RES: return "PEER_SIGN_RES";
+	case HP_MSG_PEER_UNL: return "PEER_UNL";
+	case HP_MSG_PEER_SEND: return "PEER_SEND";
+	case HP_MSG_PEER_KNOWN_LOAD: return "PEER_KNOWN_LOAD";
+	case HP_MSG_PEER_SIGN_REQ: return "PEER_SIGN_REQ";
+	case HP_MSG_PEER_RECV: return "PEER_RECV";
+	case HP_MSG_PEER_CONNS: return "PEER_CONNS";
+	case HP_MSG_PEER_KNOWN_SAVE: return "PEER_KNOWN_SAVE";
 	case HP_CTL_REQUEST: return "CTL_REQUEST";
 	case HP_CTL_REPLY: return "CTL_REPLY";
 	default: return "UNKNOWN";

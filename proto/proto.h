@@ -42,6 +42,39 @@ enum hp_msg_type {
 	HP_MSG_STATUS = 0x010009,
 	/* supervisor → worker, test builds only: make a forbidden syscall */
 	HP_MSG_TEST_SIGSYS = 0x01000a,
+	/* supervisor → worker, right after HELLO: {1: hp.cfg text str}; every
+	 * worker but consensus gets it without node.private_key */
+	HP_MSG_CONFIG = 0x01000b,
+	/* supervisor → worker, an hpctl "show" relayed: {1: argv [str...]};
+	 * id is the supervisor's query id */
+	HP_MSG_CTL_QUERY = 0x01000c,
+	/* worker → supervisor: {1: code u64, 2: message str, 3: data}; same id */
+	HP_MSG_CTL_ANSWER = 0x01000d,
+
+	/* consensus → peer: the node key's signature over the peer worker's
+	 * TLS identity (see HP_PEER_TLS_DOMAIN): {1: sig bin(64)} */
+	HP_MSG_PEER_SIGN_RES = 0x100001,
+	/* consensus → peer: the UNL and consensus mode, at start and on every
+	 * change: {1: [pubkey bin(32)...], 2: public bool} */
+	HP_MSG_PEER_UNL = 0x100002,
+	/* consensus → peer: send a consensus payload: {1: ptype u64,
+	 * 2: payload bin, 3: unl_only bool, 4: to pubkey bin(32) (absent =
+	 * every verified peer)} */
+	HP_MSG_PEER_SEND = 0x100003,
+	/* consensus → peer: known peers loaded from the ledger store at start:
+	 * {1: ["host:port"...]} */
+	HP_MSG_PEER_KNOWN_LOAD = 0x100004,
+
+	/* peer → consensus: sign our TLS identity: {1: tls public key DER bin} */
+	HP_MSG_PEER_SIGN_REQ = 0x200001,
+	/* peer → consensus: a consensus payload from a verified peer:
+	 * {1: from pubkey bin(32), 2: ptype u64, 3: payload bin} */
+	HP_MSG_PEER_RECV = 0x200002,
+	/* peer → consensus: the verified peers now connected:
+	 * {1: [pubkey bin(32)...]} */
+	HP_MSG_PEER_CONNS = 0x200003,
+	/* peer → consensus: known peers to persist: {1: ["host:port"...]} */
+	HP_MSG_PEER_KNOWN_SAVE = 0x200004,
 
 	/* hpctl → supervisor: {1: argv [str...]} */
 	HP_CTL_REQUEST = 0x020001,
@@ -49,6 +82,24 @@ enum hp_msg_type {
 	 * 2: message str, 3: data (any)} */
 	HP_CTL_REPLY = 0x020002,
 };
+
+/*
+ * Consensus payload types carried by the peer network (HP_MSG_PEER_SEND /
+ * HP_MSG_PEER_RECV). The peer worker does not look inside them; it knows
+ * each one's size limit and whether it is forwarded.
+ */
+enum hp_peer_ptype {
+	HP_PT_PROPOSAL = 1,	/* signed round proposal (round.h) */
+	HP_PT_LEDGER_REQ = 2,	/* ledger sync request */
+	HP_PT_LEDGER_RES = 3,	/* ledger sync response */
+	HP_PT_MAX = 3
+};
+/* Per-type payload size limits in bytes. */
+uint32_t hp_peer_ptype_max(uint32_t ptype);
+
+/* Domain string prefixed to what the node key signs for the peer TLS
+ * identity: DOMAIN || contract id || TLS public key DER. */
+#define HP_PEER_TLS_DOMAIN "hpd peer tls identity v1\n"
 
 /* Which end of a channel this process is. */
 enum hp_chan_kind {
@@ -72,6 +123,8 @@ struct hp_chan_policy {
 };
 
 const struct hp_chan_policy *hp_chan_policy(enum hp_chan_kind kind);
+/* The policy of worker self's end of its channel to worker peer. */
+const struct hp_chan_policy *hp_sibling_policy(int self, int peer);
 
 int hp_policy_may_recv(const struct hp_chan_policy *p, uint32_t type);
 int hp_policy_may_send(const struct hp_chan_policy *p, uint32_t type);

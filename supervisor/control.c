@@ -38,6 +38,18 @@ struct ctl_conn {
 
 static int nconns;
 
+/* hpctl queries relayed to a worker, waiting for its answer. */
+#define MAX_PENDING 64
+static struct pending {
+	uint32_t qid;		/* 0 = free */
+	uint32_t req_id;	/* the hpctl request id */
+	struct ctl_conn *conn;
+} pending[MAX_PENDING];
+static uint32_t next_qid = 1;
+
+static void relay_show(struct ctl_conn *c, uint32_t id, char argv[][64],
+    int argc);
+
 static void
 reply(struct ctl_conn *c, uint32_t id, unsigned code, const char *msg,
     void (*pack_data)(msgpack_packer *, void *), void *arg)
@@ -155,6 +167,10 @@ handle(struct ctl_conn *c, uint32_t id, char argv[][64], int argc)
 	char msg[200];
 	int w;
 
+	if (argc >= 1 && strcmp(argv[0], "show") == 0) {
+		relay_show(c, id, argv, argc);
+		return;
+	}
 	if (argc == 1 && strcmp(argv[0], "status") == 0) {
 		reply(c, id, 0, "ok", pack_status, NULL);
 		return;
@@ -229,9 +245,82 @@ handle(struct ctl_conn *c, uint32_t id, char argv[][64], int argc)
 		return;
 	}
 	snprintf(msg, sizeof(msg), "unknown command \"%s\"; commands: status,"
-	    " restart|stop|start WORKER, log level WORKER|hpd LEVEL",
+	    " show consensus|ledger [SEQ]|peers, restart|stop|start WORKER,"
+	    " log level WORKER|hpd LEVEL",
 	    argc > 0 ? argv[0] : "");
 	reply(c, id, 100, msg, NULL, NULL);
+}
+
+/* Which worker answers "show WHAT". */
+static int
+show_owner(const char *what)
+{
+	if (strcmp(what, "consensus") == 0 || strcmp(what, "ledger") == 0)
+		return HP_W_CONSENSUS;
+	if (strcmp(what, "peers") == 0)
+		return HP_W_PEER;
+	return -1;
+}
+
+static void
+relay_show(struct ctl_conn *c, uint32_t id, char argv[][64], int argc)
+{
+	struct hp_frame f;
+	int owner = argc >= 2 ? show_owner(argv[1]) : -1;
+	struct worker *w;
+
+	if (owner < 0) {
+		reply(c, id, 100, "show what? consensus, ledger [SEQ], peers",
+		    NULL, NULL);
+		return;
+	}
+	w = &sv.w[owner];
+	if (w->state != WS_READY || w->ch == NULL) {
+		char msg[128];
+		snprintf(msg, sizeof(msg), "%s worker is %s; try again when it"
+		    " is ready", w->name, wstate_name(w->state));
+		reply(c, id, 1, msg, NULL, NULL);
+		return;
+	}
+	for (int i = 0; i < MAX_PENDING; i++) {
+		if (pending[i].qid != 0)
+			continue;
+		pending[i].qid = next_qid++;
+		if (next_qid == 0)
+			next_qid = 1;
+		pending[i].req_id = id;
+		pending[i].conn = c;
+		hp_frame_begin(&f, HP_MSG_CTL_QUERY, pending[i].qid, 0);
+		msgpack_pack_map(&f.pk, 1);
+		msgpack_pack_uint32(&f.pk, 1);
+		msgpack_pack_array(&f.pk, (size_t)(argc - 1));
+		for (int a = 1; a < argc; a++)
+			hp_mpack_pack_cstr(&f.pk, argv[a]);
+		hp_chan_send(w->ch, &f, -1);
+		return;
+	}
+	reply(c, id, 1, "too many queries in flight", NULL, NULL);
+}
+
+void
+control_answer(uint32_t qid, const struct hp_msg *m)
+{
+	for (int i = 0; i < MAX_PENDING; i++) {
+		struct hp_frame f;
+		const msgpack_object *o;
+
+		if (pending[i].qid != qid || qid == 0)
+			continue;
+		pending[i].qid = 0;
+		if (pending[i].conn == NULL)
+			return;		/* hpctl went away */
+		/* Re-pack the answer as the reply; the data passes through. */
+		hp_frame_begin(&f, HP_CTL_REPLY, pending[i].req_id, 0);
+		o = m->body;
+		msgpack_pack_object(&f.pk, *o);
+		hp_chan_send(&pending[i].conn->ch, &f, -1);
+		return;
+	}
 }
 
 static void
@@ -264,6 +353,9 @@ conn_msg(struct hp_channel *ch, struct hp_msg *m)
 static void
 conn_closed(struct hp_channel *ch, int err)
 {
+	for (int i = 0; i < MAX_PENDING; i++)
+		if (pending[i].conn == ch->data)
+			pending[i].conn = NULL;
 	nconns--;
 	free(ch->data);
 }

@@ -105,6 +105,8 @@ struct supervisor {
 	uv_timer_t stop_timer;
 	uv_signal_t sigterm, sigint, sighup;
 	char exe_dir[4096];
+	char *cfg_text;		/* hp.cfg as loaded, for consensus */
+	char *cfg_text_public;	/* the same without node.private_key */
 };
 
 extern struct supervisor sv;
@@ -123,6 +125,8 @@ void supervisor_shutdown(void);
 /* control.c */
 int control_open(void);
 void control_close(void);
+/* A worker answered a relayed hpctl query (HP_MSG_CTL_ANSWER). */
+void control_answer(uint32_t qid, const struct hp_msg *m);
 
 /* logsink.c: worker stderr lines → supervisor stderr and log file. */
 int logsink_open(const char *dir, const struct hp_config *cfg);

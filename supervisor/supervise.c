@@ -22,6 +22,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <jansson.h>
+#include <sodium.h>
 #include <libgen.h>
 #include <limits.h>
 #include <netinet/in.h>
@@ -116,6 +118,20 @@ send_listener(struct worker *w, int idx, const char *name)
 }
 
 static void
+send_config(struct worker *w)
+{
+	const char *text = w->id == HP_W_CONSENSUS ? sv.cfg_text :
+	    sv.cfg_text_public;
+	struct hp_frame f;
+
+	hp_frame_begin(&f, HP_MSG_CONFIG, 0, 0);
+	msgpack_pack_map(&f.pk, 1);
+	msgpack_pack_uint32(&f.pk, 1);
+	hp_mpack_pack_cstr(&f.pk, text);
+	hp_chan_send(w->ch, &f, -1);
+}
+
+static void
 maybe_notify_ready(void)
 {
 	for (int i = 0; i < HP_W_COUNT; i++)
@@ -142,7 +158,12 @@ on_worker_msg(struct hp_channel *ch, struct hp_msg *m)
 			log_warnx("worker %s greets as %s; closing", w->name,
 			    ch->peer_role);
 			hp_chan_close(ch, HP_EPROTO);
+			break;
 		}
+		send_config(w);
+		break;
+	case HP_MSG_CTL_ANSWER:
+		control_answer(m->id, m);
 		break;
 	case HP_MSG_READY:
 		if (w->state != WS_STARTING)
@@ -253,7 +274,7 @@ static void
 child_exec(struct worker *w, int chfd, int logfd, pid_t parent)
 {
 	char lvl[8];
-	char *argv[8];
+	char *argv[10];
 	char *envp[] = { "PATH=/usr/sbin:/usr/bin:/sbin:/bin", NULL };
 	int argc = 0, devnull;
 	sigset_t all;
@@ -293,6 +314,8 @@ child_exec(struct worker *w, int chfd, int logfd, pid_t parent)
 		_exit(1);
 
 	argv[argc++] = (char *)w->name;
+	argv[argc++] = "--dir";
+	argv[argc++] = sv.dir;
 	snprintf(lvl, sizeof(lvl), "%s", log_level_name(
 	    (enum hp_log_level)(w->log_level >= 0 ? w->log_level :
 	    sv.cfg.log.log_level)));
@@ -815,6 +838,26 @@ prepare_privsep(void)
 	return 0;
 }
 
+/* The configuration as the workers get it (supervisor never re-parses it). */
+static int
+load_cfg_text(void)
+{
+	char path[PATH_MAX];
+	json_error_t err;
+	json_t *root, *node;
+
+	snprintf(path, sizeof(path), "%s/%s", sv.dir, HPD_CFG_REL);
+	if ((root = json_load_file(path, JSON_REJECT_DUPLICATES, &err)) == NULL)
+		return -1;
+	sv.cfg_text = json_dumps(root, JSON_PRESERVE_ORDER | JSON_COMPACT);
+	if ((node = json_object_get(root, "node")) != NULL)
+		json_object_del(node, "private_key");
+	sv.cfg_text_public = json_dumps(root, JSON_PRESERVE_ORDER |
+	    JSON_COMPACT);
+	json_decref(root);
+	return sv.cfg_text && sv.cfg_text_public ? 0 : -1;
+}
+
 static void
 ensure_stdio(void)
 {
@@ -853,6 +896,11 @@ supervise_run(const char *dir)
 		return 1;
 	if ((lockfd = open_lock(sv.dir)) < 0)
 		return 1;
+	if (load_cfg_text() != 0) {
+		fprintf(stderr, "hpd run: cannot read %s/%s again\n", sv.dir,
+		    HPD_CFG_REL);
+		return 1;
+	}
 	log_init("hpd", (enum hp_log_level)sv.cfg.log.log_level);
 	logsink_open(sv.dir, &sv.cfg);
 	log_info("hpd %s starting on %s (contract %s, public key %s)",
@@ -899,6 +947,10 @@ supervise_run(const char *dir)
 	log_info("stopped");
 	logsink_close();
 	hp_config_free(&sv.cfg);
+	if (sv.cfg_text != NULL)
+		sodium_memzero(sv.cfg_text, strlen(sv.cfg_text));
+	free(sv.cfg_text);
+	free(sv.cfg_text_public);
 	close(lockfd);
 	return 0;
 }
