@@ -407,8 +407,12 @@ chan_dispatch(struct hp_channel *ch)
 		if (ch->pol->hello && !ch->hello_done) {
 			r = chan_check_hello(ch, &m);
 			msgpack_unpacked_destroy(&m.res);
-			if (r != 0)
+			if (r != 0) {
+				/* A first frame that is not HELLO may own an fd. */
+				if (m.fd >= 0)
+					close(m.fd);
 				break;
+			}
 			m.type = HP_MSG_HELLO;
 			m.body = NULL;
 			/* Tell the owner the peer is known (ch->peer_role). */
@@ -491,7 +495,13 @@ chan_poll_cb(uv_poll_t *h, int status, int events)
 	if (ch->closing)
 		return;
 	if (status < 0) {
-		hp_chan_close(ch, HP_EIO);
+		/*
+		 * libuv turns a socket error (EPOLLERR) into a bad status; a
+		 * peer that exits with our bytes unread causes one. Read what
+		 * it sent before, then the error itself: ECONNRESET is EOF.
+		 */
+		r = chan_read(ch);
+		hp_chan_close(ch, r != 0 ? r : HP_EIO);
 		return;
 	}
 	if (events & UV_WRITABLE)

@@ -23,10 +23,11 @@ static const uint32_t ctl_req[] = { HP_CTL_REQUEST };
 static const uint32_t ctl_rep[] = { HP_CTL_REPLY };
 
 static const struct hp_chan_policy policies[] = {
+	/* 2 MiB: CONFIG carries hp.cfg, which may be up to 1 MiB. */
 	[HP_CHAN_SUP_TO_WORKER] = { "supervisor", sup_recv, N(sup_recv),
-	    sup_send, N(sup_send), 64 * 1024, 1, NULL, 0 },
+	    sup_send, N(sup_send), 2 * 1024 * 1024, 1, NULL, 0 },
 	[HP_CHAN_WORKER_TO_SUP] = { "worker", sup_send, N(sup_send),
-	    sup_recv, N(sup_recv), 64 * 1024, 1, worker_fd_types,
+	    sup_recv, N(sup_recv), 2 * 1024 * 1024, 1, worker_fd_types,
 	    N(worker_fd_types) },
 	[HP_CHAN_SIBLING] = { "sibling", sibling_types, N(sibling_types),
 	    sibling_types, N(sibling_types), 64 * 1024, 1, NULL, 0 },

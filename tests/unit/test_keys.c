@@ -120,6 +120,19 @@ test_blake3_vectors(void **state)
 	assert_string_equal(hex, "6437b3ac");
 }
 
+static void
+test_stdhash_vectors(void **state)
+{
+	/* libstdc++ std::hash<std::string> values (g++ on x86_64). */
+	const char *a = "3c349abe-4d70-4f50-9fa6-018f1f2530ab";
+	const char *b = "81bcd225-c169-487e-84cd-a0cf2f43fda3";
+
+	assert_true(hp_stdhash(a, strlen(a)) == 8317652129716230401ULL);
+	assert_true(hp_stdhash(a, strlen(a)) % 1000 == 401);
+	assert_true(hp_stdhash(b, strlen(b)) == 15610978446771639703ULL);
+	assert_true(hp_stdhash("", 0) == 6142509188972423790ULL);
+}
+
 int
 main(void)
 {
@@ -130,6 +143,7 @@ main(void)
 		cmocka_unit_test(test_mismatched_pair),
 		cmocka_unit_test(test_sign_verify),
 		cmocka_unit_test(test_blake3_vectors),
+		cmocka_unit_test(test_stdhash_vectors),
 	};
 
 	hp_crypto_init();
