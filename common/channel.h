@@ -36,7 +36,7 @@
 #define HP_FRAME_HDR_LEN 16
 #define HP_FRAME_FD_BIT 0x80000000u
 #define HP_CHAN_MAX_FDS 4
-#define HP_CHAN_MAX_QUEUE (16u * 1024 * 1024)
+#define HP_CHAN_MAX_QUEUE (64u * 1024 * 1024)
 
 struct hp_frame_hdr {
 	uint32_t type;

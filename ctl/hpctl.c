@@ -142,6 +142,63 @@ print_status(json_t *d)
 	}
 }
 
+/* A readable, YAML-like rendering for `show` replies. */
+static void
+print_value(json_t *v, int indent, int in_list)
+{
+	const char *k;
+	json_t *e;
+	size_t i;
+	int first = 1;
+
+	switch (json_typeof(v)) {
+	case JSON_OBJECT:
+		json_object_foreach(v, k, e) {
+			int pad = in_list && first ? 0 : indent;
+			first = 0;
+			if (json_is_object(e) || (json_is_array(e) &&
+			    json_array_size(e) > 0)) {
+				printf("%*s%s:\n", pad, "", k);
+				print_value(e, indent + 2, 0);
+			} else {
+				printf("%*s%s: ", pad, "", k);
+				print_value(e, 0, 0);
+			}
+		}
+		break;
+	case JSON_ARRAY:
+		if (json_array_size(v) == 0) {
+			printf("[]\n");
+			break;
+		}
+		json_array_foreach(v, i, e) {
+			printf("%*s- ", indent, "");
+			if (json_is_object(e))
+				print_value(e, indent + 2, 1);
+			else
+				print_value(e, 0, 0);
+		}
+		break;
+	case JSON_STRING:
+		printf("%s\n", json_string_value(v));
+		break;
+	case JSON_INTEGER:
+		printf("%lld\n", (long long)json_integer_value(v));
+		break;
+	case JSON_REAL:
+		printf("%g\n", json_real_value(v));
+		break;
+	case JSON_TRUE:
+		printf("yes\n");
+		break;
+	case JSON_FALSE:
+		printf("no\n");
+		break;
+	default:
+		printf("-\n");
+	}
+}
+
 static int
 connect_node(const char *sock)
 {
@@ -254,6 +311,8 @@ main(int argc, char **argv)
 		json_decref(out);
 	} else if (code == 0 && jd != NULL && strcmp(argv[i], "status") == 0)
 		print_status(jd);
+	else if (code == 0 && jd != NULL)
+		print_value(jd, 0, 0);
 	else
 		fprintf(code == 0 ? stdout : stderr, "%s%s\n",
 		    code == 0 ? "" : "hpctl: ", msg);

@@ -5,9 +5,11 @@
  * Whatever hp_mpack_check() accepts must unpack with msgpack-c, consume
  * every byte, nest no deeper than HP_MPACK_MAX_DEPTH, and keep its str and
  * bin bytes inside the input; the object is then walked with the typed
- * accessors. What it refuses as truncated, msgpack-c must also find
- * incomplete (such input announces no more than its own length, so
- * msgpack-c may safely be asked). Seeds are in tests/fuzz/corpus/mpack/.
+ * accessors. What it refuses as truncated or malformed, msgpack-c must
+ * not take for one whole object either (such input announces no count
+ * past its own length, so msgpack-c may safely be asked; the two may
+ * name the fault differently: msgpack-c calls an ext32 of length 2^32-1 a
+ * parse error, not a truncation). Seeds are in tests/fuzz/corpus/mpack/.
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -101,10 +103,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	if (hp_mpack_unpack(data, size, &res) != r)
 		abort();
-	if (r == HP_ETRUNC) {
+	if (r == HP_ETRUNC || r == HP_EFORMAT) {
 		msgpack_unpacked_init(&res);
-		if (msgpack_unpack_next(&res, (const char *)data, size, &off) !=
-		    MSGPACK_UNPACK_CONTINUE)
+		if (msgpack_unpack_next(&res, (const char *)data, size, &off) ==
+		    MSGPACK_UNPACK_SUCCESS && off == size)
 			abort();
 		msgpack_unpacked_destroy(&res);
 	}

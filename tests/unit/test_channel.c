@@ -139,14 +139,25 @@ pattern(size_t i, size_t n)
 	return (uint8_t)(i * 131 + n);
 }
 
-/* A PING (or any type) whose body is a bin, sized so the frame is total. */
+/* The bin body length that makes a frame total bytes long. */
+static size_t
+bin_len_for(size_t total)
+{
+	size_t n = total - HP_FRAME_HDR_LEN - 3;	/* bin16 header */
+
+	if (n > 0xffff)
+		n = total - HP_FRAME_HDR_LEN - 5;	/* bin32 header */
+	assert_true(n >= 256);
+	return n;
+}
+
+/* A frame whose body is a bin of pattern bytes, total bytes long. */
 static void
 frame_of_size(struct hp_frame *f, uint32_t type, uint32_t id, size_t total)
 {
-	size_t n = total - HP_FRAME_HDR_LEN - 3;	/* bin16 header */
+	size_t n = bin_len_for(total);
 	uint8_t *b;
 
-	assert_true(n >= 256 && n < 65536);
 	b = malloc(n);
 	assert_non_null(b);
 	for (size_t i = 0; i < n; i++)
@@ -470,6 +481,7 @@ test_frame_bad_body(void **state)
 	struct bytes b;
 	struct hp_msg m;
 	size_t used;
+	uint32_t len;
 	uint8_t raw[HP_FRAME_HDR_LEN + 4];
 
 	/* {1: 1} followed by one stray byte inside the frame. */
@@ -481,10 +493,8 @@ test_frame_bad_body(void **state)
 	b = frame_bytes(&f, 0);
 	assert_int_equal(hp_frame_parse(w, b.p, b.n, &m, &used), HP_EFORMAT);
 	/* With the length one shorter the stray byte is the next frame's. */
-	{
-		uint32_t len = (uint32_t)b.n - 1;
-		memcpy(b.p + 4, &len, 4);
-	}
+	len = (uint32_t)b.n - 1;
+	memcpy(b.p + 4, &len, 4);
 	assert_int_equal(hp_frame_parse(w, b.p, b.n, &m, &used), 0);
 	assert_int_equal(used, b.n - 1);
 	msgpack_unpacked_destroy(&m.res);
@@ -945,7 +955,7 @@ send_with_fd(struct hp_channel *ch, uint32_t type, const char *name,
 	msgpack_pack_uint8(&f.pk, 2);
 	msgpack_pack_uint64(&f.pk, n);
 	assert_int_equal(hp_chan_send(ch, &f, fd), 0);
-	assert_int_equal(f.sb.data, NULL);	/* the channel took the bytes */
+	assert_null(f.sb.data);	/* the channel took the bytes */
 }
 
 /* CHANNEL_NEW carries a working fd; the sender's copy is closed. */
@@ -1350,18 +1360,22 @@ test_chan_send_after_close(void **state)
 	assert_int_equal(fx->wrk.close_err, HP_EEOF);
 }
 
-/* Frames around the buffer's growth steps and at max_frame arrive whole. */
+/*
+ * Frames around the read buffer's growth steps (it starts at 4 KiB and
+ * doubles), and at the policy's max_frame, arrive whole and in order.
+ */
 static void
 test_chan_large_frames(void **state)
 {
 	struct fx *fx = *state;
-	const uint32_t max = pol(HP_CHAN_WORKER_TO_SUP)->max_frame;
-	const size_t sizes[] = { 4095, 4096, 4097, 8191, 8193, 30000,
-	    max - 1, max, 300, max };
+	const size_t max = pol(HP_CHAN_WORKER_TO_SUP)->max_frame;
+	const size_t sizes[] = { 4095, 4096, 4097, 8191, 8193, 30000, max - 1,
+	    max, 300, 65535, 65536, 65537, max };
 	const size_t n = sizeof(sizes) / sizeof(sizes[0]);
 	struct hp_frame f;
 
-	assert_int_equal(max, 64 * 1024);
+	assert_true(max >= 65537);
+	assert_true(max <= HP_CHAN_MAX_QUEUE / 4);
 	open_both(fx);
 	for (size_t i = 0; i < n; i++) {
 		frame_of_size(&f, HP_MSG_PING, (uint32_t)i, sizes[i]);
@@ -1373,13 +1387,15 @@ test_chan_large_frames(void **state)
 
 		assert_int_equal(r->type, HP_MSG_PING);
 		assert_int_equal(r->id, i);
-		assert_int_equal(r->bin_len, sizes[i] - HP_FRAME_HDR_LEN - 3);
+		assert_int_equal(r->bin_len, bin_len_for(sizes[i]));
 		assert_true(r->bin_ok);
 	}
+	run_idle(fx);
 	assert_int_equal(fx->sup.ch.out_bytes, 0);
+	assert_null(fx->sup.ch.out_head);
 
 	/* One byte more than the receiver's max_frame closes it. */
-	frame_of_size(&f, HP_MSG_PING, 99, (size_t)max + 1);
+	frame_of_size(&f, HP_MSG_PING, 99, max + 1);
 	assert_int_equal(hp_chan_send(&fx->sup.ch, &f, -1), 0);
 	run_until_closed(fx, &fx->wrk);
 	assert_int_equal(fx->wrk.close_err, HP_ETOOBIG);
@@ -1452,6 +1468,7 @@ test_fd_read_frame(void **state)
 	struct bfx *b = *state;
 	struct bytes r1 = ctl_reply(7, 0, "ok"), r2 = ctl_reply(8, 1, "no");
 	uint8_t *cat = malloc(r1.n + r2.n), *buf;
+	struct hp_frame f;
 	struct hp_msg m;
 	uint64_t code;
 	char msg[16];
@@ -1480,19 +1497,14 @@ test_fd_read_frame(void **state)
 	free(r2.p);
 
 	/* And a request the other way, read by the server policy. */
-	{
-		struct hp_frame f;
-
-		hp_frame_begin(&f, HP_CTL_REQUEST, 9, 0);
-		msgpack_pack_map(&f.pk, 1);
-		msgpack_pack_uint8(&f.pk, 1);
-		msgpack_pack_array(&f.pk, 1);
-		hp_mpack_pack_cstr(&f.pk, "status");
-		assert_int_equal(hp_frame_end(&f, 0), 0);
-		assert_int_equal(hp_fd_write_all(b->sv[1], f.sb.data,
-		    f.sb.size), 0);
-		hp_frame_free(&f);
-	}
+	hp_frame_begin(&f, HP_CTL_REQUEST, 9, 0);
+	msgpack_pack_map(&f.pk, 1);
+	msgpack_pack_uint8(&f.pk, 1);
+	msgpack_pack_array(&f.pk, 1);
+	hp_mpack_pack_cstr(&f.pk, "status");
+	assert_int_equal(hp_frame_end(&f, 0), 0);
+	assert_int_equal(hp_fd_write_all(b->sv[1], f.sb.data, f.sb.size), 0);
+	hp_frame_free(&f);
 	assert_int_equal(hp_fd_read_frame(b->sv[0], pol(HP_CHAN_CTL_SERVER),
 	    1000, &buf, &m), 0);
 	assert_int_equal(m.type, HP_CTL_REQUEST);
