@@ -42,6 +42,8 @@ static struct {
 	const struct hp_worker_role *r;
 	const char *role;
 	const char *dir;
+	int store_fd;
+	char store_path[64];
 	struct hp_config cfg;
 	int have_cfg;
 	int self;
@@ -306,6 +308,16 @@ hp_worker_dir(void)
 	return w.dir;
 }
 
+const char *
+hp_worker_store(void)
+{
+	if (w.store_fd <= 2)
+		return NULL;
+	snprintf(w.store_path, sizeof(w.store_path), "/proc/self/fd/%d",
+	    w.store_fd);
+	return w.store_path;
+}
+
 static void
 close_all(uv_handle_t *h, void *arg)
 {
@@ -412,6 +424,8 @@ hp_worker_run(int argc, char **argv, const struct hp_worker_role *r)
 			allow_root = 1;
 		else if (strcmp(argv[i], "--dir") == 0 && i + 1 < argc)
 			w.dir = argv[++i];
+		else if (strcmp(argv[i], "--store-fd") == 0 && i + 1 < argc)
+			w.store_fd = atoi(argv[++i]);
 		else if (strcmp(argv[i], "--test-hooks") == 0)
 			w.test_hooks = HPD_TEST_HOOKS;
 		else if (strcmp(argv[i], "--log-level") == 0 && i + 1 < argc) {
@@ -441,6 +455,8 @@ hp_worker_run(int argc, char **argv, const struct hp_worker_role *r)
 		fatalx("libsodium initialisation failed");
 	if (uv_loop_init(&w.loop) != 0)
 		fatalx("event loop initialisation failed");
+	if (w.store_fd > 2)
+		fcntl(w.store_fd, F_SETFD, FD_CLOEXEC);
 	if (r->pre_sandbox != NULL && r->pre_sandbox(w.dir) != 0)
 		exit(1);
 	if (hp_sandbox_enter(role, allow_root, r->syscalls, r->nsyscalls) != 0)

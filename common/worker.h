@@ -53,11 +53,11 @@ struct hp_worker_role {
 
 /* Never returns. */
 int hp_worker_run(int argc, char **argv, const struct hp_worker_role *role)
-    __attribute__((noreturn));
+    __attribute__((__noreturn__));
 
 /* Kept for workers with no hooks yet. */
 int hp_worker_main(int argc, char **argv, const char *role)
-    __attribute__((noreturn));
+    __attribute__((__noreturn__));
 
 /* Send a frame to a sibling; takes ownership of f and fd. HP_EAGAIN when
  * the sibling is not connected right now. */
@@ -66,5 +66,8 @@ int hp_worker_sibling_up(int sibling);
 
 /* The node directory given by the supervisor (--dir). */
 const char *hp_worker_dir(void);
+/* The worker's own store directory as a path that needs no search
+ * permission above it (/proc/self/fd/N, from --store-fd), or NULL. */
+const char *hp_worker_store(void);
 
 #endif

@@ -274,8 +274,9 @@ static void
 child_exec(struct worker *w, int chfd, int logfd, pid_t parent)
 {
 	char lvl[8];
-	char *argv[10];
+	char *argv[12];
 	char *envp[] = { "PATH=/usr/sbin:/usr/bin:/sbin:/bin", NULL };
+	const char *store = w->id == HP_W_CONSENSUS ? "ledger" : NULL;
 	int argc = 0, devnull;
 	sigset_t all;
 
@@ -290,10 +291,21 @@ child_exec(struct worker *w, int chfd, int logfd, pid_t parent)
 			child_fail("fcntl");
 	} else if (dup2(chfd, 3) != 3)
 		child_fail("dup2");
-	/* Keep the executable's handle as fd 4, close everything else. */
+	/* Keep the executable's handle as fd 4. */
 	if (dup2(w->binfd, 4) != 4 || fcntl(4, F_SETFD, FD_CLOEXEC) != 0)
 		child_fail("dup2");
-	if (syscall(SYS_close_range, 5, ~0U, 0) != 0)
+	/*
+	 * A worker that owns a store gets its directory as fd 5 (O_PATH), so
+	 * it needs no search permission on the node directory above it.
+	 */
+	if (store != NULL) {
+		char path[PATH_MAX];
+		snprintf(path, sizeof(path), "%s/%s", sv.dir, store);
+		int sfd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (sfd < 0 || dup2(sfd, 5) != 5)
+			child_fail(path);
+	}
+	if (syscall(SYS_close_range, store != NULL ? 6 : 5, ~0U, 0) != 0)
 		child_fail("close_range");
 
 	if (sv.privsep) {
@@ -316,6 +328,10 @@ child_exec(struct worker *w, int chfd, int logfd, pid_t parent)
 	argv[argc++] = (char *)w->name;
 	argv[argc++] = "--dir";
 	argv[argc++] = sv.dir;
+	if (store != NULL) {
+		argv[argc++] = "--store-fd";
+		argv[argc++] = "5";
+	}
 	snprintf(lvl, sizeof(lvl), "%s", log_level_name(
 	    (enum hp_log_level)(w->log_level >= 0 ? w->log_level :
 	    sv.cfg.log.log_level)));

@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sodium.h>
 #include <time.h>
 
 #define SYNC_BATCH 128		/* ledgers per sync response */
@@ -56,7 +57,12 @@ static struct {
 	uint64_t props_in, props_bad, props_not_unl, props_sent;
 	uint64_t ledgers_closed;
 	uint64_t started_ms;
+	/* round start → durable, for the last LAT_N ledgers closed here */
+	uint32_t lat[1024];
+	uint32_t nlat;
 } cs;
+
+#define LAT_N 1024
 
 static uint64_t
 wall_ms(void)
@@ -191,6 +197,8 @@ store_closed(const struct hp_ledger *l)
 		fatalx("cannot store ledger %llu: %s",
 		    (unsigned long long)l->seq, hp_strerror(r));
 	cs.ledgers_closed++;
+	uint64_t now = wall_ms();
+	cs.lat[cs.nlat++ % LAT_N] = now > l->time ? (uint32_t)(now - l->time) : 0;
 	log_ledger(l, NULL);
 	if (l->seq % 1024 == 0)
 		prune_history();
@@ -253,26 +261,11 @@ handle_out(struct round_out *out)
 		cs.props_sent++;
 		msgpack_sbuffer_destroy(&sb);
 	}
-	/* Our own proposals count like anyone's (HotPocket self-delivery). */
-	size_t n = out->nprops;
-	struct hp_proposal *own[8];
-	memcpy(own, out->props, n * sizeof(own[0]));
+	/* The round counts its own proposals; they are not fed back. */
 	if (out->store)
 		store_closed(&out->ledger);
-	int sync = out->sync;
-	struct round_out copy = *out;
-	out->nprops = 0;
-	for (size_t i = 0; i < n; i++) {
-		struct round_out o2;
-		memset(&o2, 0, sizeof(o2));
-		round_proposal(cs.round, wall_ms(), own[i], &o2);
-		handle_out(&o2);
-		round_out_free(&o2);
-		hp_proposal_free(own[i]);
-		free(own[i]);
-	}
-	if (sync)
-		start_sync(&copy);
+	if (out->sync)
+		start_sync(out);
 }
 
 static void
@@ -325,6 +318,15 @@ on_proposal(const uint8_t from[HP_PK_BYTES], const uint8_t *payload,
 		cs.props_bad++;
 		hp_proposal_free(&p);
 		return;
+	}
+	if (p.stage == 4) {
+		uint8_t msg[sizeof(HP_LEDGER_SIG_DOMAIN) - 1 + HP_HASH_BYTES];
+		hp_ledger_sig_msg(p.ledger_hash, msg);
+		if (hp_verify(p.pubkey, msg, sizeof(msg), p.ledger_sig) != 0) {
+			cs.props_bad++;
+			hp_proposal_free(&p);
+			return;
+		}
 	}
 	memset(&out, 0, sizeof(out));
 	round_proposal(cs.round, wall_ms(), &p, &out);
@@ -603,6 +605,27 @@ is_connected(const uint8_t *pk)
 	return 0;
 }
 
+static int
+cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* p-th percentile (0..100) of the recorded close latencies, in ms. */
+static uint32_t
+latency_pct(int p)
+{
+	uint32_t n = cs.nlat < LAT_N ? cs.nlat : LAT_N, tmp[LAT_N];
+
+	if (n == 0)
+		return 0;
+	memcpy(tmp, cs.lat, n * sizeof(tmp[0]));
+	qsort(tmp, n, sizeof(tmp[0]), cmp_u32);
+	return tmp[(n - 1) * (uint32_t)p / 100];
+}
+
 static void
 pack_consensus(msgpack_packer *pk)
 {
@@ -617,13 +640,17 @@ pack_consensus(msgpack_packer *pk)
 		    is_connected(k))
 			live++;
 	}
-	msgpack_pack_map(pk, 16);
+	msgpack_pack_map(pk, 20);
+	kv_str(pk, "lock", st.locked ? "locked" : "none");
+	kv_u64(pk, "unreliable_rounds", st.unreliable_rounds);
+	kv_u64(pk, "close_latency_p50_ms", latency_pct(50));
+	kv_u64(pk, "close_latency_p99_ms", latency_pct(99));
 	kv_str(pk, "role", cs.cfg->node.role == HP_ROLE_OBSERVER ?
 	    "observer" : in_unl(cs.cfg->node.keys.pk) ? "validator" :
 	    "observer (not in the UNL)");
-	kv_u64(pk, "round_start", st.round_start);
+	kv_u64(pk, "round_start", st.round);
 	kv_u64(pk, "stage", st.stage);
-	kv_str(pk, "vote_status", vote_name(st.vote_status));
+	kv_str(pk, "vote_status", vote_name(st.vote));
 	kv_u64(pk, "lcl_seq", st.lcl_seq);
 	kv_hex(pk, "lcl_hash", st.lcl_hash, 32);
 	kv_u64(pk, "roundtime", cs.cfg->contract.consensus.roundtime);
@@ -643,15 +670,18 @@ pack_consensus(msgpack_packer *pk)
 		char hex[HP_PK_HEX_LEN + 1];
 		int self = memcmp(k, cs.cfg->node.keys.pk, HP_PK_BYTES) == 0;
 		hp_pubkey_to_hex(k, hex);
+		const struct round_member_status *ms = NULL;
+		for (uint32_t j = 0; j < st.unl_n; j++)
+			if (memcmp(st.members[j].pubkey, k, HP_PK_BYTES) == 0)
+				ms = &st.members[j];
 		msgpack_pack_map(pk, 4);
 		kv_str(pk, "key", hex);
 		kv_str(pk, "link", self ? "self" : is_connected(k) ?
 		    "connected" : "not connected");
-		kv_u64(pk, "last_proposal_age_ms", st.unl_last_seen[i] &&
-		    now > st.unl_last_seen[i] ? now - st.unl_last_seen[i] : 0);
-		kv_u64(pk, "last_stage", st.unl_last_stage[i]);
+		kv_u64(pk, "last_proposal_round_age_ms", ms && ms->last_time &&
+		    now > ms->last_time ? now - ms->last_time : 0);
+		kv_u64(pk, "last_stage", ms ? ms->last_stage : 0);
 	}
-	round_status_free(&st);
 }
 
 static int
@@ -697,9 +727,12 @@ pre_sandbox(const char *dir)
 	char path[PATH_MAX];
 	int r;
 
-	if (dir == NULL)
+	if (hp_worker_store() != NULL)
+		snprintf(path, sizeof(path), "%s", hp_worker_store());
+	else if (dir != NULL)
+		snprintf(path, sizeof(path), "%s/ledger", dir);
+	else
 		return -1;
-	snprintf(path, sizeof(path), "%s/ledger", dir);
 	if ((r = ledger_store_open(path, &cs.store)) != 0) {
 		log_errx("cannot open the ledger store in %s: %s", path,
 		    hp_strerror(r));

@@ -1,0 +1,518 @@
+/*
+ * known.c — the known peer list and dialling (known.h).
+ *
+ * Host names in mesh.known_peers are resolved before the sandbox: the
+ * worker core hands the configuration over only after the sandbox is up,
+ * so known_pre_sandbox() reads mesh.known_peers from the node's hp.cfg
+ * itself when this uid may read it. That file also holds the node's
+ * private key; jansson is given an allocator that wipes every block it
+ * frees while the file is parsed, and the file buffer is wiped too.
+ */
+#include "worker.h"	/* before log.h: stdnoreturn.h */
+#include "known.h"
+
+#include <fcntl.h>
+#include <jansson.h>
+#include <limits.h>
+#include <netdb.h>
+#include <sodium.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "ban.h"
+#include "channel.h"
+#include "err.h"
+#include "log.h"
+#include "mesh.h"
+#include "mpack.h"
+#include "proto.h"
+#include "session.h"
+
+#define CFG_READ_MAX	(1024 * 1024)
+#define RESOLVED_MAX	64
+
+/* A configured host name and what it resolved to before the sandbox. */
+struct resolved {
+	struct wire_addr a;
+	struct sockaddr_storage sa[KNOWN_ADDRS];
+	socklen_t salen[KNOWN_ADDRS];
+	int n;
+};
+
+static struct resolved resolved[RESOLVED_MAX];
+static size_t nresolved;
+
+static struct known **kl;
+static size_t kn, kcap;
+static bool dirty;
+static uint64_t last_save;
+
+union wipe_hdr {
+	size_t n;
+	max_align_t align;
+};
+
+static void *
+wipe_malloc(size_t n)
+{
+	union wipe_hdr *h = malloc(sizeof(*h) + n);
+
+	if (h == NULL)
+		return NULL;
+	h->n = n;
+	return h + 1;
+}
+
+static void
+wipe_free(void *p)
+{
+	union wipe_hdr *h;
+
+	if (p == NULL)
+		return;
+	h = (union wipe_hdr *)p - 1;
+	sodium_memzero(p, h->n);
+	free(h);
+}
+
+static void
+resolve_name(const struct wire_addr *a)
+{
+	struct addrinfo hints, *ai, *r;
+	struct resolved *res;
+	char port[8];
+	int rc;
+
+	if (nresolved >= RESOLVED_MAX)
+		return;
+	for (size_t i = 0; i < nresolved; i++)
+		if (wire_addr_equal(&resolved[i].a, a))
+			return;
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	snprintf(port, sizeof(port), "%u", (unsigned)a->port);
+	if ((rc = getaddrinfo(a->host, port, &hints, &ai)) != 0) {
+		log_warnx("mesh.known_peers: cannot resolve %s: %s; it will"
+		    " not be dialled", a->host, gai_strerror(rc));
+		return;
+	}
+	res = &resolved[nresolved++];
+	res->a = *a;
+	for (r = ai; r != NULL && res->n < KNOWN_ADDRS; r = r->ai_next) {
+		if (r->ai_addrlen > sizeof(res->sa[0]))
+			continue;
+		memcpy(&res->sa[res->n], r->ai_addr, r->ai_addrlen);
+		res->salen[res->n++] = r->ai_addrlen;
+	}
+	freeaddrinfo(ai);
+	log_debug("mesh.known_peers: %s resolved to %d address(es)", a->host,
+	    res->n);
+}
+
+static void
+resolve_config_names(json_t *root)
+{
+	json_t *peers, *v;
+	struct wire_addr a;
+	size_t i;
+
+	peers = json_object_get(json_object_get(root, "mesh"), "known_peers");
+	json_array_foreach(peers, i, v) {
+		if (!json_is_string(v) ||
+		    wire_addr_parse(json_string_value(v),
+		    json_string_length(v), &a, false) != 0 ||
+		    wire_host_numeric(a.host))
+			continue;
+		resolve_name(&a);
+	}
+}
+
+int
+known_pre_sandbox(const char *dir)
+{
+	char path[PATH_MAX];
+	json_error_t jerr;
+	struct stat st;
+	json_t *root;
+	uint8_t *buf;
+	size_t got = 0;
+	ssize_t n;
+	int fd;
+
+	if (dir == NULL)
+		return 0;
+	snprintf(path, sizeof(path), "%s/cfg/hp.cfg", dir);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+		log_debug("%s not readable here; only numeric addresses in"
+		    " mesh.known_peers can be dialled", path);
+		return 0;
+	}
+	if (fstat(fd, &st) != 0 || st.st_size <= 0 ||
+	    st.st_size > CFG_READ_MAX ||
+	    (buf = malloc((size_t)st.st_size)) == NULL) {
+		close(fd);
+		return 0;
+	}
+	while (got < (size_t)st.st_size &&
+	    (n = read(fd, buf + got, (size_t)st.st_size - got)) > 0)
+		got += (size_t)n;
+	close(fd);
+	json_set_alloc_funcs(wipe_malloc, wipe_free);
+	root = json_loadb((const char *)buf, got, 0, &jerr);
+	sodium_memzero(buf, (size_t)st.st_size);
+	free(buf);
+	if (root != NULL) {
+		resolve_config_names(root);
+		json_decref(root);
+	}
+	json_set_alloc_funcs(malloc, free);
+	return 0;
+}
+
+static void
+fill_addrs(struct known *k)
+{
+	struct sockaddr_in *in = (struct sockaddr_in *)&k->sa[0];
+	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&k->sa[0];
+
+	memset(&k->sa[0], 0, sizeof(k->sa[0]));
+	if (inet_pton(AF_INET, k->a.host, &in->sin_addr) == 1) {
+		in->sin_family = AF_INET;
+		in->sin_port = htons(k->a.port);
+		k->salen[0] = sizeof(*in);
+		k->nsa = 1;
+		return;
+	}
+	if (inet_pton(AF_INET6, k->a.host, &in6->sin6_addr) == 1) {
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons(k->a.port);
+		k->salen[0] = sizeof(*in6);
+		k->nsa = 1;
+		return;
+	}
+	for (size_t i = 0; i < nresolved; i++) {
+		if (!wire_addr_equal(&resolved[i].a, &k->a))
+			continue;
+		memcpy(k->sa, resolved[i].sa, sizeof(k->sa));
+		memcpy(k->salen, resolved[i].salen, sizeof(k->salen));
+		k->nsa = resolved[i].n;
+		return;
+	}
+}
+
+/* Add a; true when it is new. */
+static bool
+add_entry(const struct wire_addr *a, bool from_cfg)
+{
+	char text[WIRE_HOST_MAX + 8];
+	struct known *k;
+
+	for (size_t i = 0; i < kn; i++)
+		if (wire_addr_equal(&kl[i]->a, a))
+			return false;
+	if (kn >= kcap || (k = calloc(1, sizeof(*k))) == NULL)
+		return false;
+	k->a = *a;
+	k->from_cfg = from_cfg;
+	k->backoff_ms = KNOWN_BACKOFF_MIN;
+	fill_addrs(k);
+	if (k->nsa == 0) {
+		wire_addr_format(a, text, sizeof(text));
+		log_warnx("known peer %s is a host name that was not resolved"
+		    " at start; the peer worker cannot resolve names inside"
+		    " its sandbox; give a numeric address", text);
+	}
+	kl[kn++] = k;
+	return true;
+}
+
+int
+known_init(void)
+{
+	const struct hp_config *cfg = mesh.cfg;
+
+	kcap = cfg->mesh.known_peers_count + KNOWN_MAX;
+	if ((kl = calloc(kcap, sizeof(*kl))) == NULL)
+		return HP_ENOMEM;
+	for (size_t i = 0; i < cfg->mesh.known_peers_count; i++) {
+		struct wire_addr a;
+
+		memset(&a, 0, sizeof(a));
+		if (strlen(cfg->mesh.known_peers[i].host) > WIRE_HOST_MAX) {
+			log_warnx("mesh.known_peers: host %.40s... is longer"
+			    " than %d characters; ignored",
+			    cfg->mesh.known_peers[i].host, WIRE_HOST_MAX);
+			continue;
+		}
+		snprintf(a.host, sizeof(a.host), "%s",
+		    cfg->mesh.known_peers[i].host);
+		a.port = cfg->mesh.known_peers[i].port;
+		add_entry(&a, true);
+	}
+	return 0;
+}
+
+void
+known_free(void)
+{
+	for (size_t i = 0; i < kn; i++) {
+		if (kl[i]->s != NULL)
+			kl[i]->s->known = NULL;
+		free(kl[i]);
+	}
+	free(kl);
+	kl = NULL;
+	kn = kcap = 0;
+}
+
+void
+known_load(const char *const *strs, const size_t *lens, size_t n)
+{
+	struct wire_addr a;
+	size_t added = 0;
+
+	for (size_t i = 0; i < n; i++)
+		if (wire_addr_parse(strs[i], lens[i], &a, false) == 0 &&
+		    kn < KNOWN_MAX && add_entry(&a, false))
+			added++;
+	if (added > 0)
+		log_info("%zu known peer(s) loaded from the ledger store",
+		    added);
+}
+
+void
+known_merge(const struct wire_addr *a, size_t n)
+{
+	size_t added = 0;
+
+	for (size_t i = 0; i < n && kn < KNOWN_MAX; i++)
+		if (add_entry(&a[i], false))
+			added++;
+	if (added > 0) {
+		log_debug("discovery: %zu new known peer(s)", added);
+		dirty = true;
+	}
+}
+
+static void
+save(uint64_t now)
+{
+	char text[WIRE_HOST_MAX + 8];
+	struct hp_frame f;
+	size_t n = 0;
+
+	if (!hp_worker_sibling_up(HP_W_CONSENSUS))
+		return;
+	for (size_t i = 0; i < kn; i++)
+		if (!kl[i]->is_self)
+			n++;
+	hp_frame_begin(&f, HP_MSG_PEER_KNOWN_SAVE, 0, 0);
+	msgpack_pack_map(&f.pk, 1);
+	msgpack_pack_uint32(&f.pk, 1);
+	msgpack_pack_array(&f.pk, n);
+	for (size_t i = 0; i < kn; i++) {
+		if (kl[i]->is_self)
+			continue;
+		wire_addr_format(&kl[i]->a, text, sizeof(text));
+		hp_mpack_pack_cstr(&f.pk, text);
+	}
+	if (hp_worker_send(HP_W_CONSENSUS, &f, -1) == 0) {
+		dirty = false;
+		last_save = now;
+	}
+}
+
+void
+known_tick(uint64_t now)
+{
+	const struct hp_config *cfg = mesh.cfg;
+	char ip[INET6_ADDRSTRLEN];
+	size_t total, out;
+	uint16_t port;
+
+	mesh_count(&total, &out);
+	for (size_t i = 0; i < kn; i++) {
+		struct known *k = kl[i];
+		int j;
+
+		if (k->is_self || k->nsa == 0 || k->s != NULL ||
+		    k->dead_until > now || k->next_dial_ms > now ||
+		    (k->have_pk && mesh_pk_connected(k->pk)))
+			continue;
+		if (cfg->mesh.max_connections != 0 &&
+		    (out >= cfg->mesh.max_known_connections ||
+		    total >= cfg->mesh.max_connections))
+			break;
+		j = k->next_sa % k->nsa;
+		session_addr_text((struct sockaddr *)&k->sa[j], ip, sizeof(ip),
+		    &port);
+		if (ban_active(ip, now))
+			continue;
+		if (session_dial(k, (struct sockaddr *)&k->sa[j],
+		    k->salen[j]) != 0) {
+			log_debug("cannot dial %s:%u: %s", ip, (unsigned)port,
+			    strerror(errno));
+			known_session_ended(k, false);
+			continue;
+		}
+		mesh.c.dialled++;
+		total++;
+		out++;
+	}
+	if (dirty && now - last_save >= KNOWN_SAVE_MS)
+		save(now);
+}
+
+void
+known_session_ended(struct known *k, bool verified)
+{
+	char text[WIRE_HOST_MAX + 8];
+	uint64_t now = mesh_now();
+
+	if (k->is_self)
+		return;
+	if (verified) {
+		k->fails = 0;
+		k->backoff_ms = KNOWN_BACKOFF_MIN;
+		k->next_dial_ms = now + KNOWN_BACKOFF_MIN;
+		return;
+	}
+	k->fails++;
+	if (k->nsa > 0)
+		k->next_sa = (k->next_sa + 1) % k->nsa;
+	k->next_dial_ms = now + k->backoff_ms;
+	k->backoff_ms *= 2;
+	if (k->backoff_ms > KNOWN_BACKOFF_MAX)
+		k->backoff_ms = KNOWN_BACKOFF_MAX;
+	if (k->fails >= KNOWN_DEAD_FAILS) {
+		wire_addr_format(&k->a, text, sizeof(text));
+		log_info("known peer %s: %d dials failed in a row; not"
+		    " dialling it for %d minutes", text, KNOWN_DEAD_FAILS,
+		    KNOWN_DEAD_MS / 60000);
+		k->dead_until = now + KNOWN_DEAD_MS;
+		k->fails = 0;
+		k->backoff_ms = KNOWN_BACKOFF_MIN;
+	}
+}
+
+void
+known_mark_self(struct known *k)
+{
+	char text[WIRE_HOST_MAX + 8];
+
+	if (k->is_self)
+		return;
+	wire_addr_format(&k->a, text, sizeof(text));
+	log_info("known peer %s is this node; not dialling it again", text);
+	k->is_self = true;
+	dirty = true;
+}
+
+static void
+list_add(struct wire_addr *out, size_t max, size_t *n,
+    const struct wire_addr *a)
+{
+	if (*n >= max)
+		return;
+	for (size_t i = 0; i < *n; i++)
+		if (wire_addr_equal(&out[i], a))
+			return;
+	out[(*n)++] = *a;
+}
+
+size_t
+known_list_for(const struct session *s, struct wire_addr *out, size_t max)
+{
+	uint64_t now = mesh_now();
+	struct wire_addr a;
+	uint16_t port;
+	size_t n = 0;
+
+	for (size_t i = 0; i < kn; i++) {
+		const struct known *k = kl[i];
+
+		if (k->is_self || k->nsa == 0 || k->dead_until > now)
+			continue;
+		memset(&a, 0, sizeof(a));
+		if (wire_host_numeric(k->a.host))
+			a = k->a;
+		else {
+			session_addr_text((const struct sockaddr *)&k->sa[0],
+			    a.host, sizeof(a.host), &port);
+			a.port = k->a.port;
+		}
+		if (strcmp(a.host, s->ip) == 0 && a.port == s->listen_port)
+			continue;	/* the requester itself */
+		list_add(out, max, &n, &a);
+	}
+	/* Our peers' listen addresses as we see them (not in HotPocket):
+	 * nodes that only dial out get discovered too. */
+	for (const struct session *t = mesh.sessions; t != NULL; t = t->next) {
+		if (t == s || t->state != S_VERIFIED || t->listen_port == 0)
+			continue;
+		memset(&a, 0, sizeof(a));
+		snprintf(a.host, sizeof(a.host), "%s", t->ip);
+		a.port = t->listen_port;
+		list_add(out, max, &n, &a);
+	}
+	return n;
+}
+
+static const char *
+dial_state(const struct known *k, uint64_t now)
+{
+	if (k->is_self)
+		return "self";
+	if (k->nsa == 0)
+		return "unresolved";
+	if (k->s != NULL)
+		return k->s->state == S_VERIFIED ? "connected" : "connecting";
+	if (k->have_pk && mesh_pk_connected(k->pk))
+		return "connected-other";
+	if (k->dead_until > now)
+		return "dead";
+	if (k->next_dial_ms > now)
+		return "backoff";
+	return "idle";
+}
+
+void
+known_show(msgpack_packer *pk)
+{
+	char text[WIRE_HOST_MAX + 8], hex[HP_PK_HEX_LEN + 1];
+	uint64_t now = mesh_now();
+
+	msgpack_pack_array(pk, kn);
+	for (size_t i = 0; i < kn; i++) {
+		const struct known *k = kl[i];
+		uint64_t wait = k->dead_until > now ? k->dead_until - now :
+		    k->next_dial_ms > now ? k->next_dial_ms - now : 0;
+
+		wire_addr_format(&k->a, text, sizeof(text));
+		msgpack_pack_map(pk, 6);
+		hp_mpack_pack_cstr(pk, "address");
+		hp_mpack_pack_cstr(pk, text);
+		hp_mpack_pack_cstr(pk, "state");
+		hp_mpack_pack_cstr(pk, dial_state(k, now));
+		hp_mpack_pack_cstr(pk, "from_config");
+		if (k->from_cfg)
+			msgpack_pack_true(pk);
+		else
+			msgpack_pack_false(pk);
+		hp_mpack_pack_cstr(pk, "failures");
+		msgpack_pack_uint32(pk, k->fails);
+		hp_mpack_pack_cstr(pk, "next_dial_ms");
+		msgpack_pack_uint64(pk, wait);
+		hp_mpack_pack_cstr(pk, "pubkey");
+		if (k->have_pk) {
+			hp_pubkey_to_hex(k->pk, hex);
+			hp_mpack_pack_cstr(pk, hex);
+		} else
+			msgpack_pack_nil(pk);
+	}
+}
