@@ -72,8 +72,6 @@ def fdatasync_ms(directory, n=200):
 def run_cluster(roundtime, seconds):
     with Case() as c:
         cl = Cluster(c, 3, roundtime=roundtime)
-        for nd in cl.nodes:
-            nd.edit_cfg(lambda cfg: cfg["log"].__setitem__("loggers", ["file"]))
         cl.start()
         cl.wait_ledgers(3, timeout=30)
         a = cl.show(0, "consensus")["lcl_seq"]

@@ -32,7 +32,6 @@
 #define MAX_NODES 32
 #define ROUNDTIME 100
 #define SLICE 25
-#define THRESHOLD 80
 #define LIVE_K 3
 #define START 1000000
 #define NREPLAY 64
@@ -111,7 +110,9 @@ struct sim {
 	struct msg *replay[NREPLAY];
 	/* network */
 	int faults;
-	uint32_t loss, dup, longdelay, replayp, maxdelay;
+	uint32_t threshold;
+	uint32_t loss, dup, longdelay, replayp, maxdelay, commitloss;
+	uint16_t linkloss[MAX_NODES][MAX_NODES];	/* per mille */
 	int partitioned;
 	uint64_t part_until, next_part;
 	uint64_t heal_t;
@@ -295,7 +296,9 @@ broadcast(struct sim *s, int from, struct msg *m)
 			continue;
 		if (s->partitioned && s->n[to].group != s->n[from].group)
 			continue;
-		if (s->faults && chance(&s->g, s->loss))
+		if (s->faults && (chance(&s->g, s->linkloss[from][to]) ||
+		    (!m->is_input && m->p.stage == HP_PROPOSAL_STAGE_COMMIT &&
+		    chance(&s->g, s->commitloss))))
 			continue;
 		heap_push(s, s->now + delay(s), to, m);
 		if (s->faults && chance(&s->g, s->dup))
@@ -555,6 +558,13 @@ network_step(struct sim *s)
 		s->next_part = s->part_until + rndn(&s->g, 8 * ROUNDTIME);
 		for (int i = 0; i < s->nnodes; i++)
 			s->n[i].group = (int)rndn(&s->g, groups);
+		if (chance(&s->g, 300)) {
+			/* Cut one node off from everyone else. */
+			int alone = (int)rndn(&s->g, s->nnodes);
+
+			for (int i = 0; i < s->nnodes; i++)
+				s->n[i].group = i == alone;
+		}
 		trace(s, "partition into %d groups until %" PRIu64, groups,
 		    s->part_until - START);
 	}
@@ -582,6 +592,16 @@ run(struct sim *s, uint64_t seed, int nval, int rounds)
 	s->longdelay = (uint32_t)rndn(&s->g, 30);
 	s->replayp = (uint32_t)rndn(&s->g, 50);
 	s->maxdelay = 1 + (uint32_t)rndn(&s->g, 40);
+	s->commitloss = chance(&s->g, 500) ? (uint32_t)rndn(&s->g, 500) : 0;
+	{
+		static const uint32_t th[] = { 51, 60, 67, 80 };
+
+		s->threshold = th[rndn(&s->g, 4)];
+	}
+	for (int a = 0; a < MAX_NODES; a++)
+		for (int b = 0; b < MAX_NODES; b++)
+			s->linkloss[a][b] = (uint16_t)(chance(&s->g, 150) ?
+			    rndn(&s->g, 700) : s->loss);
 	t0 = START;
 	s->now = t0 - 1 - rndn(&s->g, ROUNDTIME);
 	s->heal_t = t0 + (uint64_t)(rounds * 2 / 3) * ROUNDTIME +
@@ -608,7 +628,7 @@ run(struct sim *s, uint64_t seed, int nval, int rounds)
 			memcpy(s->unl + j * 32, s->unl + (j - 1) * 32, 32);
 			memcpy(s->unl + (j - 1) * 32, tmp, 32);
 		}
-	s->quorum = hp_close_quorum(THRESHOLD, nval);
+	s->quorum = hp_close_quorum(s->threshold, nval);
 	hp_ledger_genesis(&genesis);
 	for (int i = 0; i < s->nnodes; i++) {
 		struct round_cfg cfg;
@@ -618,7 +638,7 @@ run(struct sim *s, uint64_t seed, int nval, int rounds)
 		cfg.validator = s->n[i].validator;
 		cfg.unl = s->unl;
 		cfg.unl_n = (uint32_t)nval;
-		cfg.threshold = THRESHOLD;
+		cfg.threshold = s->threshold;
 		cfg.roundtime = ROUNDTIME;
 		cfg.stage_slice = SLICE;
 		cfg.offset = START % ROUNDTIME;

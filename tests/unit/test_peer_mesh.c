@@ -322,6 +322,13 @@ node_start(struct node *n)
 	n->pid = fork();
 	assert_true(n->pid >= 0);
 	if (n->pid == 0) {
+		/* LeakSanitizer cannot run inside the seccomp sandbox. */
+		char asan[512];
+		const char *prev = getenv("ASAN_OPTIONS");
+
+		snprintf(asan, sizeof(asan), "%s%sdetect_leaks=0",
+		    prev != NULL ? prev : "", prev != NULL ? ":" : "");
+		setenv("ASAN_OPTIONS", asan, 1);
 		dup2(sp[1], 3);
 		execl(peer_bin, "hpd-peer", "--dir", "/nonexistent", "--dev",
 		    "--log-level", lvl != NULL ? lvl : "wrn", (char *)NULL);

@@ -8,7 +8,6 @@
  * private key; jansson is given an allocator that wipes every block it
  * frees while the file is parsed, and the file buffer is wiped too.
  */
-#include "worker.h"	/* before log.h: stdnoreturn.h */
 #include "known.h"
 
 #include <fcntl.h>
@@ -31,6 +30,7 @@
 #include "mpack.h"
 #include "proto.h"
 #include "session.h"
+#include "worker.h"
 
 #define CFG_READ_MAX	(1024 * 1024)
 #define RESOLVED_MAX	64

@@ -7,10 +7,11 @@
  */
 #include <netinet/in.h>
 #include <seccomp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
-#include "worker.h"	/* before log.h: stdnoreturn.h */
 #include "channel.h"
 #include "err.h"
 #include "known.h"
@@ -18,6 +19,7 @@
 #include "mesh.h"
 #include "mpack.h"
 #include "proto.h"
+#include "worker.h"
 
 /* On top of the common list: dialling out. */
 static const int peer_syscalls[] = {

@@ -5,7 +5,6 @@
  * UNL membership and weak connectivity, proposal dedup and forwarding,
  * peer-list requests, the periodic tick, and hpctl show peers.
  */
-#include "worker.h"	/* before log.h: stdnoreturn.h */
 #include "mesh.h"
 
 #include <errno.h>
@@ -22,6 +21,7 @@
 #include "log.h"
 #include "mpack.h"
 #include "proto.h"
+#include "worker.h"
 
 struct mesh mesh = { .listen_fd = -1 };
 
