@@ -16,7 +16,8 @@ static const uint32_t worker_fd_types[] = { HP_MSG_CHANNEL_NEW,
 	HP_MSG_LISTENER };
 static const uint32_t sibling_types[] = { HP_MSG_HELLO };
 static const uint32_t cons_to_peer[] = { HP_MSG_HELLO, HP_MSG_PEER_SIGN_RES,
-	HP_MSG_PEER_UNL, HP_MSG_PEER_SEND, HP_MSG_PEER_KNOWN_LOAD };
+	HP_MSG_PEER_UNL, HP_MSG_PEER_SEND, HP_MSG_PEER_KNOWN_LOAD,
+	HP_MSG_PEER_REPORT };
 static const uint32_t peer_to_cons[] = { HP_MSG_HELLO, HP_MSG_PEER_SIGN_REQ,
 	HP_MSG_PEER_RECV, HP_MSG_PEER_CONNS, HP_MSG_PEER_KNOWN_SAVE };
 static const uint32_t ctl_req[] = { HP_CTL_REQUEST };
@@ -122,6 +123,7 @@ hp_msg_name(uint32_t type)
 	case HP_MSG_PEER_UNL: return "PEER_UNL";
 	case HP_MSG_PEER_SEND: return "PEER_SEND";
 	case HP_MSG_PEER_KNOWN_LOAD: return "PEER_KNOWN_LOAD";
+	case HP_MSG_PEER_REPORT: return "PEER_REPORT";
 	case HP_MSG_PEER_SIGN_REQ: return "PEER_SIGN_REQ";
 	case HP_MSG_PEER_RECV: return "PEER_RECV";
 	case HP_MSG_PEER_CONNS: return "PEER_CONNS";

@@ -64,6 +64,9 @@ enum hp_msg_type {
 	/* consensus → peer: known peers loaded from the ledger store at start:
 	 * {1: ["host:port"...]} */
 	HP_MSG_PEER_KNOWN_LOAD = 0x100004,
+	/* consensus → peer: a payload from this peer was dropped:
+	 * {1: from pubkey bin(32), 2: reason u64 (enum hp_peer_report)} */
+	HP_MSG_PEER_REPORT = 0x100005,
 
 	/* peer → consensus: sign our TLS identity: {1: tls public key DER bin} */
 	HP_MSG_PEER_SIGN_REQ = 0x200001,
@@ -94,6 +97,15 @@ enum hp_peer_ptype {
 	HP_PT_LEDGER_RES = 3,	/* ledger sync response */
 	HP_PT_MAX = 3
 };
+/* Why consensus dropped a payload (HP_MSG_PEER_REPORT). */
+enum hp_peer_report {
+	HP_REPORT_MALFORMED = 1,	/* does not decode */
+	HP_REPORT_NOT_UNL = 2,		/* signer not in our UNL */
+	HP_REPORT_BAD_SIG = 3,		/* signature does not verify */
+	HP_REPORT_STALE = 4,		/* for a round long past, or in the future */
+	HP_REPORT_REPLAY = 5,		/* a proposal we already processed */
+};
+
 /* Per-type payload size limits in bytes. */
 uint32_t hp_peer_ptype_max(uint32_t ptype);
 

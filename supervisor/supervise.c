@@ -23,6 +23,8 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <jansson.h>
+#include <arpa/inet.h>
+#include <netdb.h>
 #include <sodium.h>
 #include <libgen.h>
 #include <limits.h>
@@ -854,6 +856,49 @@ prepare_privsep(void)
 	return 0;
 }
 
+/*
+ * The peer worker cannot resolve names in its sandbox: give it
+ * mesh.known_peers with host names replaced by their first address.
+ */
+static void
+resolve_known_peers(json_t *root)
+{
+	json_t *peers = json_object_get(json_object_get(root, "mesh"),
+	    "known_peers");
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *ai;
+	char host[256], ip[INET6_ADDRSTRLEN], out[300];
+	unsigned char probe[sizeof(struct in6_addr)];
+	json_t *v;
+	size_t i;
+
+	json_array_foreach(peers, i, v) {
+		const char *s = json_string_value(v), *colon;
+		if (s == NULL || (colon = strrchr(s, ':')) == NULL ||
+		    (size_t)(colon - s) >= sizeof(host))
+			continue;
+		memcpy(host, s, (size_t)(colon - s));
+		host[colon - s] = '\0';
+		if (inet_pton(AF_INET, host, probe) == 1 ||
+		    inet_pton(AF_INET6, host, probe) == 1)
+			continue;
+		if (getaddrinfo(host, NULL, &hints, &ai) != 0) {
+			log_warnx("mesh.known_peers: cannot resolve %s; it will"
+			    " not be dialled", host);
+			continue;
+		}
+		if (ai->ai_family == AF_INET)
+			inet_ntop(AF_INET, &((struct sockaddr_in *)
+			    ai->ai_addr)->sin_addr, ip, sizeof(ip));
+		else
+			inet_ntop(AF_INET6, &((struct sockaddr_in6 *)
+			    ai->ai_addr)->sin6_addr, ip, sizeof(ip));
+		freeaddrinfo(ai);
+		snprintf(out, sizeof(out), "%s%s", ip, colon);
+		log_info("mesh.known_peers: %s is %s", s, out);
+		json_array_set_new(peers, i, json_string(out));
+	}
+}
+
 /* The configuration as the workers get it (supervisor never re-parses it). */
 static int
 load_cfg_text(void)
@@ -865,6 +910,7 @@ load_cfg_text(void)
 	snprintf(path, sizeof(path), "%s/%s", sv.dir, HPD_CFG_REL);
 	if ((root = json_load_file(path, JSON_REJECT_DUPLICATES, &err)) == NULL)
 		return -1;
+	resolve_known_peers(root);
 	sv.cfg_text = json_dumps(root, JSON_PRESERVE_ORDER | JSON_COMPACT);
 	if ((node = json_object_get(root, "node")) != NULL)
 		json_object_del(node, "private_key");

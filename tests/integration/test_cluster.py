@@ -57,6 +57,16 @@ def test_five_nodes_200_ledgers_at_100ms():
         cl.stop()
 
 
+def test_known_peers_by_host_name():
+    with Case() as c:
+        cl = Cluster(c, 3, roundtime=200, ip="localhost")
+        cl.start()
+        cl.wait_ledgers(5, timeout=30)
+        assert "mesh.known_peers: localhost:" in cl.nodes[0].log()
+        cl.check_no_fork()
+        cl.stop()
+
+
 def test_default_roundtime_closes_a_ledger_every_round():
     with Case() as c:
         cl = Cluster(c, 3)
@@ -176,6 +186,7 @@ def test_non_unl_proposals_are_dropped_and_counted():
         intruder.wait_ready()
         cl.wait_ledgers(5, timeout=30)
         wait_for("intruder proposals dropped", lambda: cl.show(0, "consensus")["proposals_dropped"] > 0, 10)
+        wait_for("counted in show peers", lambda: cl.show(0, "peers")["counters"]["dropped_not_unl"] > 0, 10)
         base = cl.last_seq(0)
         cl.wait_ledgers(base + 5, timeout=20)
         cl.check_no_fork()
@@ -232,6 +243,7 @@ if __name__ == "__main__":
         test_three_nodes_200_ledgers_at_100ms,
         test_five_nodes_200_ledgers_at_100ms,
         test_default_roundtime_closes_a_ledger_every_round,
+        test_known_peers_by_host_name,
         test_one_of_five_killed_rest_go_on_and_it_catches_up,
         test_two_of_five_stopped_no_close_no_fork_then_resume,
         test_peer_worker_restart_costs_at_most_two_ledgers,

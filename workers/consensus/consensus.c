@@ -55,6 +55,7 @@ static struct {
 	uint64_t ledgers_synced;
 	/* counters shown by hpctl show consensus */
 	uint64_t props_in, props_bad, props_not_unl, props_sent;
+	uint64_t props_stale, props_replayed;
 	uint64_t ledgers_closed;
 	uint64_t started_ms;
 	/* round start → durable, for the last LAT_N ledgers closed here */
@@ -295,6 +296,37 @@ arm_timer(void)
 
 /* ---- messages from peers ---- */
 
+/* Tell the peer worker why a payload from `from` was dropped. */
+static void
+report(const uint8_t from[HP_PK_BYTES], enum hp_peer_report why)
+{
+	struct hp_frame f;
+
+	hp_frame_begin(&f, HP_MSG_PEER_REPORT, 0, 0);
+	msgpack_pack_map(&f.pk, 2);
+	msgpack_pack_uint32(&f.pk, 1);
+	msgpack_pack_bin(&f.pk, HP_PK_BYTES);
+	msgpack_pack_bin_body(&f.pk, from, HP_PK_BYTES);
+	msgpack_pack_uint32(&f.pk, 2);
+	msgpack_pack_uint32(&f.pk, why);
+	hp_worker_send(HP_W_PEER, &f, -1);
+}
+
+/* Proposal hashes already processed: a replay is dropped and reported. */
+#define SEEN_N 4096
+static uint8_t seen[SEEN_N][16];
+static uint32_t seen_next;
+
+static int
+seen_before(const uint8_t h[HP_HASH_BYTES])
+{
+	for (uint32_t i = 0; i < SEEN_N; i++)
+		if (memcmp(seen[i], h, 16) == 0)
+			return 1;
+	memcpy(seen[seen_next++ % SEEN_N], h, 16);
+	return 0;
+}
+
 static void
 on_proposal(const uint8_t from[HP_PK_BYTES], const uint8_t *payload,
     size_t len)
@@ -302,20 +334,37 @@ on_proposal(const uint8_t from[HP_PK_BYTES], const uint8_t *payload,
 	struct hp_proposal p;
 	uint8_t h[HP_HASH_BYTES];
 	struct round_out out;
+	uint64_t now = wall_ms(), rt = cs.cfg->contract.consensus.roundtime;
 
 	cs.props_in++;
 	if (hp_proposal_unpack(payload, len, &p) != 0) {
 		cs.props_bad++;
+		report(from, HP_REPORT_MALFORMED);
 		return;
 	}
 	if (!in_unl(p.pubkey)) {
 		cs.props_not_unl++;
+		report(from, HP_REPORT_NOT_UNL);
 		hp_proposal_free(&p);
 		return;
 	}
 	hp_proposal_hash(&p, h);
 	if (hp_verify(p.pubkey, h, sizeof(h), p.sig) != 0) {
 		cs.props_bad++;
+		report(from, HP_REPORT_BAD_SIG);
+		hp_proposal_free(&p);
+		return;
+	}
+	/* HotPocket's age rule: nothing older than 3 rounds. */
+	if (p.round + 3 * rt < now || p.round > now + rt) {
+		cs.props_stale++;
+		report(from, HP_REPORT_STALE);
+		hp_proposal_free(&p);
+		return;
+	}
+	if (seen_before(h)) {
+		cs.props_replayed++;
+		report(from, HP_REPORT_REPLAY);
 		hp_proposal_free(&p);
 		return;
 	}
@@ -661,7 +710,8 @@ pack_consensus(msgpack_packer *pk)
 	kv_u64(pk, "ledgers_closed", cs.ledgers_closed);
 	kv_u64(pk, "ledgers_synced", cs.ledgers_synced);
 	kv_u64(pk, "proposals_in", cs.props_in);
-	kv_u64(pk, "proposals_dropped", cs.props_bad + cs.props_not_unl);
+	kv_u64(pk, "proposals_dropped", cs.props_bad + cs.props_not_unl +
+	    cs.props_stale + cs.props_replayed);
 	kv_str(pk, "sync", cs.syncing ? "ledger" : "idle");
 	hp_mpack_pack_cstr(pk, "unl");
 	msgpack_pack_array(pk, cs.unl_n);

@@ -1,20 +1,15 @@
 /*
  * known.c — the known peer list and dialling (known.h).
  *
- * Host names in mesh.known_peers are resolved before the sandbox: the
- * worker core hands the configuration over only after the sandbox is up,
- * so known_pre_sandbox() reads mesh.known_peers from the node's hp.cfg
- * itself when this uid may read it. That file also holds the node's
- * private key; jansson is given an allocator that wipes every block it
- * frees while the file is parsed, and the file buffer is wiped too.
+ * The peer worker cannot resolve host names inside its sandbox (no files,
+ * no DNS): the supervisor resolves the host names of mesh.known_peers
+ * before it hands the configuration over, so every configured address
+ * arrives numeric, and peers learned by discovery must be numeric too.
  */
 #include "known.h"
 
 #include <fcntl.h>
-#include <jansson.h>
 #include <limits.h>
-#include <netdb.h>
-#include <sodium.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,145 +27,14 @@
 #include "session.h"
 #include "worker.h"
 
-#define CFG_READ_MAX	(1024 * 1024)
-#define RESOLVED_MAX	64
-
-/* A configured host name and what it resolved to before the sandbox. */
-struct resolved {
-	struct wire_addr a;
-	struct sockaddr_storage sa[KNOWN_ADDRS];
-	socklen_t salen[KNOWN_ADDRS];
-	int n;
-};
-
-static struct resolved resolved[RESOLVED_MAX];
-static size_t nresolved;
-
 static struct known **kl;
 static size_t kn, kcap;
 static bool dirty;
 static uint64_t last_save;
 
-union wipe_hdr {
-	size_t n;
-	max_align_t align;
-};
-
-static void *
-wipe_malloc(size_t n)
-{
-	union wipe_hdr *h = malloc(sizeof(*h) + n);
-
-	if (h == NULL)
-		return NULL;
-	h->n = n;
-	return h + 1;
-}
-
-static void
-wipe_free(void *p)
-{
-	union wipe_hdr *h;
-
-	if (p == NULL)
-		return;
-	h = (union wipe_hdr *)p - 1;
-	sodium_memzero(p, h->n);
-	free(h);
-}
-
-static void
-resolve_name(const struct wire_addr *a)
-{
-	struct addrinfo hints, *ai, *r;
-	struct resolved *res;
-	char port[8];
-	int rc;
-
-	if (nresolved >= RESOLVED_MAX)
-		return;
-	for (size_t i = 0; i < nresolved; i++)
-		if (wire_addr_equal(&resolved[i].a, a))
-			return;
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	snprintf(port, sizeof(port), "%u", (unsigned)a->port);
-	if ((rc = getaddrinfo(a->host, port, &hints, &ai)) != 0) {
-		log_warnx("mesh.known_peers: cannot resolve %s: %s; it will"
-		    " not be dialled", a->host, gai_strerror(rc));
-		return;
-	}
-	res = &resolved[nresolved++];
-	res->a = *a;
-	for (r = ai; r != NULL && res->n < KNOWN_ADDRS; r = r->ai_next) {
-		if (r->ai_addrlen > sizeof(res->sa[0]))
-			continue;
-		memcpy(&res->sa[res->n], r->ai_addr, r->ai_addrlen);
-		res->salen[res->n++] = r->ai_addrlen;
-	}
-	freeaddrinfo(ai);
-	log_debug("mesh.known_peers: %s resolved to %d address(es)", a->host,
-	    res->n);
-}
-
-static void
-resolve_config_names(json_t *root)
-{
-	json_t *peers, *v;
-	struct wire_addr a;
-	size_t i;
-
-	peers = json_object_get(json_object_get(root, "mesh"), "known_peers");
-	json_array_foreach(peers, i, v) {
-		if (!json_is_string(v) ||
-		    wire_addr_parse(json_string_value(v),
-		    json_string_length(v), &a, false) != 0 ||
-		    wire_host_numeric(a.host))
-			continue;
-		resolve_name(&a);
-	}
-}
-
 int
 known_pre_sandbox(const char *dir)
 {
-	char path[PATH_MAX];
-	json_error_t jerr;
-	struct stat st;
-	json_t *root;
-	uint8_t *buf;
-	size_t got = 0;
-	ssize_t n;
-	int fd;
-
-	if (dir == NULL)
-		return 0;
-	snprintf(path, sizeof(path), "%s/cfg/hp.cfg", dir);
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
-		log_debug("%s not readable here; only numeric addresses in"
-		    " mesh.known_peers can be dialled", path);
-		return 0;
-	}
-	if (fstat(fd, &st) != 0 || st.st_size <= 0 ||
-	    st.st_size > CFG_READ_MAX ||
-	    (buf = malloc((size_t)st.st_size)) == NULL) {
-		close(fd);
-		return 0;
-	}
-	while (got < (size_t)st.st_size &&
-	    (n = read(fd, buf + got, (size_t)st.st_size - got)) > 0)
-		got += (size_t)n;
-	close(fd);
-	json_set_alloc_funcs(wipe_malloc, wipe_free);
-	root = json_loadb((const char *)buf, got, 0, &jerr);
-	sodium_memzero(buf, (size_t)st.st_size);
-	free(buf);
-	if (root != NULL) {
-		resolve_config_names(root);
-		json_decref(root);
-	}
-	json_set_alloc_funcs(malloc, free);
 	return 0;
 }
 
@@ -195,14 +59,6 @@ fill_addrs(struct known *k)
 		k->nsa = 1;
 		return;
 	}
-	for (size_t i = 0; i < nresolved; i++) {
-		if (!wire_addr_equal(&resolved[i].a, &k->a))
-			continue;
-		memcpy(k->sa, resolved[i].sa, sizeof(k->sa));
-		memcpy(k->salen, resolved[i].salen, sizeof(k->salen));
-		k->nsa = resolved[i].n;
-		return;
-	}
 }
 
 /* Add a; true when it is new. */
@@ -223,9 +79,9 @@ add_entry(const struct wire_addr *a, bool from_cfg)
 	fill_addrs(k);
 	if (k->nsa == 0) {
 		wire_addr_format(a, text, sizeof(text));
-		log_warnx("known peer %s is a host name that was not resolved"
-		    " at start; the peer worker cannot resolve names inside"
-		    " its sandbox; give a numeric address", text);
+		log_warnx("known peer %s is not a numeric address and cannot"
+		    " be dialled (the supervisor resolves configured names at"
+		    " start)", text);
 	}
 	kl[kn++] = k;
 	return true;

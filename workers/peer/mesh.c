@@ -167,6 +167,28 @@ dup_loser(struct session *s, struct session *t)
 }
 
 void
+mesh_report(const uint8_t *pk, uint64_t reason)
+{
+	switch (reason) {
+	case HP_REPORT_MALFORMED: mesh.c.rep_malformed++; break;
+	case HP_REPORT_NOT_UNL: mesh.c.rep_not_unl++; break;
+	case HP_REPORT_BAD_SIG: mesh.c.rep_bad_sig++; break;
+	case HP_REPORT_STALE: mesh.c.rep_stale++; break;
+	case HP_REPORT_REPLAY: mesh.c.rep_replay++; break;
+	default: return;
+	}
+	for (struct session *s = mesh.sessions; s != NULL; s = s->next) {
+		if (s->state != S_VERIFIED || memcmp(s->pk, pk, HP_PK_BYTES))
+			continue;
+		/* mesh.max_bad_msgsigs_per_min counts these per session. */
+		if (reason == HP_REPORT_BAD_SIG || reason == HP_REPORT_MALFORMED)
+			s->win.badsig++;
+		else
+			s->win.bad++;
+	}
+}
+
+void
 mesh_session_verified(struct session *s)
 {
 	char hex[HP_PK_HEX_LEN + 1];
@@ -687,7 +709,12 @@ mesh_show(msgpack_packer *pk)
 		if (s->state != S_CLOSING)
 			show_session(pk, s, now);
 	hp_mpack_pack_cstr(pk, "counters");
-	msgpack_pack_map(pk, 10);
+	msgpack_pack_map(pk, 15);
+	kv_u64(pk, "dropped_malformed", c->rep_malformed);
+	kv_u64(pk, "dropped_not_unl", c->rep_not_unl);
+	kv_u64(pk, "dropped_bad_sig", c->rep_bad_sig);
+	kv_u64(pk, "dropped_stale", c->rep_stale);
+	kv_u64(pk, "dropped_replay", c->rep_replay);
 	kv_u64(pk, "dropped_dup", c->dropped_dup);
 	kv_u64(pk, "dropped_bad", c->dropped_bad);
 	kv_u64(pk, "dropped_unverified", c->dropped_unverified);
