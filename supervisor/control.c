@@ -47,8 +47,9 @@ static struct pending {
 } pending[MAX_PENDING];
 static uint32_t next_qid = 1;
 
-static void relay_show(struct ctl_conn *c, uint32_t id, char argv[][64],
-    int argc);
+static void relay(struct ctl_conn *c, uint32_t id, int owner,
+    char argv[][64], int argc);
+static int show_owner(const char *what);
 
 static void
 reply(struct ctl_conn *c, uint32_t id, unsigned code, const char *msg,
@@ -168,7 +169,18 @@ handle(struct ctl_conn *c, uint32_t id, char argv[][64], int argc)
 	int w;
 
 	if (argc >= 1 && strcmp(argv[0], "show") == 0) {
-		relay_show(c, id, argv, argc);
+		int owner = argc >= 2 ? show_owner(argv[1]) : -1;
+		if (owner < 0)
+			reply(c, id, 100, "show what? consensus, ledger [SEQ],"
+			    " peers, state, sync", NULL, NULL);
+		else
+			relay(c, id, owner, argv + 1, argc - 1);
+		return;
+	}
+	/* "state begin|commit|abort": a state session by hand (test hooks). */
+	if (argc >= 2 && strcmp(argv[0], "state") == 0) {
+		audit(c, "run a state session command:", argv[1]);
+		relay(c, id, HP_W_STATE, argv, argc);
 		return;
 	}
 	if (argc == 1 && strcmp(argv[0], "status") == 0) {
@@ -245,7 +257,8 @@ handle(struct ctl_conn *c, uint32_t id, char argv[][64], int argc)
 		return;
 	}
 	snprintf(msg, sizeof(msg), "unknown command \"%s\"; commands: status,"
-	    " show consensus|ledger [SEQ]|peers, restart|stop|start WORKER,"
+	    " show consensus|ledger [SEQ]|peers|state|sync,"
+	    " restart|stop|start WORKER,"
 	    " log level WORKER|hpd LEVEL",
 	    argc > 0 ? argv[0] : "");
 	reply(c, id, 100, msg, NULL, NULL);
@@ -259,21 +272,18 @@ show_owner(const char *what)
 		return HP_W_CONSENSUS;
 	if (strcmp(what, "peers") == 0)
 		return HP_W_PEER;
+	if (strcmp(what, "state") == 0 || strcmp(what, "sync") == 0)
+		return HP_W_STATE;
 	return -1;
 }
 
+/* Relay argv to worker `owner`; its answer comes back in control_answer. */
 static void
-relay_show(struct ctl_conn *c, uint32_t id, char argv[][64], int argc)
+relay(struct ctl_conn *c, uint32_t id, int owner, char argv[][64], int argc)
 {
 	struct hp_frame f;
-	int owner = argc >= 2 ? show_owner(argv[1]) : -1;
 	struct worker *w;
 
-	if (owner < 0) {
-		reply(c, id, 100, "show what? consensus, ledger [SEQ], peers",
-		    NULL, NULL);
-		return;
-	}
 	w = &sv.w[owner];
 	if (w->state != WS_READY || w->ch == NULL) {
 		char msg[128];
@@ -293,8 +303,8 @@ relay_show(struct ctl_conn *c, uint32_t id, char argv[][64], int argc)
 		hp_frame_begin(&f, HP_MSG_CTL_QUERY, pending[i].qid, 0);
 		msgpack_pack_map(&f.pk, 1);
 		msgpack_pack_uint32(&f.pk, 1);
-		msgpack_pack_array(&f.pk, (size_t)(argc - 1));
-		for (int a = 1; a < argc; a++)
+		msgpack_pack_array(&f.pk, (size_t)argc);
+		for (int a = 0; a < argc; a++)
 			hp_mpack_pack_cstr(&f.pk, argv[a]);
 		hp_chan_send(w->ch, &f, -1);
 		return;
