@@ -490,6 +490,61 @@ test_lock(void **state)
 	net_free(&net);
 }
 
+/* A lock exported before a restart and imported after it is the same
+ * lock; one for another ledger is ignored. */
+static void
+test_lock_survives_restart(void **state)
+{
+	struct net net;
+	struct round_status st, st2;
+	struct hp_proposal lk;
+	struct round_cfg c;
+	struct hp_ledger g;
+	struct round *fresh;
+	uint64_t lr = 0;
+
+	net_init(&net, 3, 0, 80, 1000);
+	net.drop_stage = 3;
+	net.drop[0][1] = net.drop[0][2] = 1;
+	net.drop[1][2] = net.drop[2][1] = 1;
+	net_tick(&net, T0);
+	round_status(net.n[0].r, &st);
+	assert_true(st.locked);
+	assert_int_equal(round_lock_export(net.n[0].r, &lk, &lr), 1);
+	assert_int_equal(lr, T0);
+
+	memset(&c, 0, sizeof(c));
+	memcpy(c.self, net.n[0].pk, 32);
+	c.validator = 1;
+	c.unl = net.unl;
+	c.unl_n = 3;
+	c.threshold = 80;
+	c.roundtime = 1000;
+	c.stage_slice = 25;
+	c.sign = fake_sign;
+	hp_ledger_genesis(&g);
+	fresh = round_new(&c, &g);
+	round_status(fresh, &st2);
+	assert_false(st2.locked);
+	round_lock_import(fresh, &lk, lr);
+	round_status(fresh, &st2);
+	assert_true(st2.locked);
+	assert_int_equal(st2.lock_seq, st.lock_seq);
+	assert_int_equal(st2.lock_round, st.lock_round);
+	assert_memory_equal(st2.lock_hash, st.lock_hash, 32);
+	round_free(fresh);
+
+	/* A lock for a ledger after another lcl does not apply. */
+	g.seq = 5;
+	fresh = round_new(&c, &g);
+	round_lock_import(fresh, &lk, lr);
+	round_status(fresh, &st2);
+	assert_false(st2.locked);
+	round_free(fresh);
+	hp_proposal_free(&lk);
+	net_free(&net);
+}
+
 /* A locked node re-proposes its ledger at stage 0 of the next round. */
 static void
 test_locked_stage0(void **state)
@@ -620,6 +675,7 @@ main(void)
 		cmocka_unit_test(test_sync_action),
 		cmocka_unit_test(test_lock),
 		cmocka_unit_test(test_locked_stage0),
+		cmocka_unit_test(test_lock_survives_restart),
 		cmocka_unit_test(test_ignored_proposals),
 		cmocka_unit_test(test_observer_silent),
 	};

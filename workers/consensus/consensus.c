@@ -56,6 +56,8 @@ static struct {
 	/* counters shown by hpctl show consensus */
 	uint64_t props_in, props_bad, props_not_unl, props_sent;
 	uint64_t props_stale, props_replayed;
+	uint64_t saved_lock_round;
+	uint8_t saved_lock_hash[HP_HASH_BYTES];
 	uint64_t ledgers_closed;
 	uint64_t started_ms;
 	/* round start → durable, for the last LAT_N ledgers closed here */
@@ -246,9 +248,62 @@ start_sync(const struct round_out *out)
 	request_ledgers();
 }
 
+/*
+ * Make the round's lock durable before anything of this event is sent
+ * (round.h): "lock" = lock_round (u64) followed by the packed content.
+ */
+static void
+persist_lock(void)
+{
+	struct hp_proposal lk;
+	uint64_t lr = 0;
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+
+	if (!round_lock_export(cs.round, &lk, &lr))
+		return;
+	if (lr == cs.saved_lock_round &&
+	    memcmp(lk.ledger_hash, cs.saved_lock_hash, HP_HASH_BYTES) == 0) {
+		hp_proposal_free(&lk);
+		return;
+	}
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	msgpack_sbuffer_write(&sb, (const char *)&lr, sizeof(lr));
+	hp_proposal_pack(&pk, &lk);
+	if (ledger_store_meta_put(cs.store, "lock", sb.data, sb.size) != 0)
+		fatalx("cannot make the consensus lock durable");
+	cs.saved_lock_round = lr;
+	memcpy(cs.saved_lock_hash, lk.ledger_hash, HP_HASH_BYTES);
+	msgpack_sbuffer_destroy(&sb);
+	hp_proposal_free(&lk);
+}
+
+static void
+restore_lock(void)
+{
+	static uint8_t buf[1 << 20];
+	struct hp_proposal lk;
+	size_t len = 0;
+	uint64_t lr;
+
+	if (ledger_store_meta_get(cs.store, "lock", buf, sizeof(buf), &len) != 0 ||
+	    len <= sizeof(lr))
+		return;
+	memcpy(&lr, buf, sizeof(lr));
+	if (hp_proposal_unpack(buf + sizeof(lr), len - sizeof(lr), &lk) != 0)
+		return;
+	round_lock_import(cs.round, &lk, lr);
+	cs.saved_lock_round = lr;
+	memcpy(cs.saved_lock_hash, lk.ledger_hash, HP_HASH_BYTES);
+	hp_proposal_free(&lk);
+}
+
 static void
 handle_out(struct round_out *out)
 {
+	if (out->nprops > 0)
+		persist_lock();
 	for (size_t i = 0; i < out->nprops; i++) {
 		struct hp_proposal *p = out->props[i];
 		msgpack_sbuffer sb;
@@ -832,6 +887,7 @@ init(uv_loop_t *loop, const struct hp_config *cfg)
 	rc.sign = sign_cb;
 	if ((cs.round = round_new(&rc, &lcl)) == NULL)
 		return -1;
+	restore_lock();
 	log_info("consensus %s: lcl %llu, UNL of %u, roundtime %llu ms,"
 	    " threshold %llu%%", rc.validator ? "as a validator" :
 	    "as an observer", (unsigned long long)lcl.seq, cs.unl_n,

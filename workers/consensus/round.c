@@ -947,6 +947,21 @@ check_commits(struct round *r, struct round_out *out)
 	}
 }
 
+/* node nonce = BLAKE3(nonce_seed || round start BE): fresh every round,
+ * yet no randomness inside the state machine. */
+static void
+make_node_nonce(struct round *r)
+{
+	blake3_hasher h;
+	uint8_t be[8];
+
+	put_be64(be, r->t);
+	blake3_hasher_init(&h);
+	blake3_hasher_update(&h, r->cfg.nonce_seed, 32);
+	blake3_hasher_update(&h, be, 8);
+	blake3_hasher_finalize(&h, r->node_nonce, 32);
+}
+
 static void
 new_round(struct round *r, uint64_t now, struct round_out *out)
 {
@@ -959,16 +974,7 @@ new_round(struct round *r, uint64_t now, struct round_out *out)
 	r->stage = 1;
 	r->abandoned = 0;
 	r->vote = ROUND_UNKNOWN;
-	{
-		blake3_hasher h;
-		uint8_t be[8];
-
-		put_be64(be, t);
-		blake3_hasher_init(&h);
-		blake3_hasher_update(&h, r->cfg.nonce_seed, 32);
-		blake3_hasher_update(&h, be, 8);
-		blake3_hasher_finalize(&h, r->node_nonce, 32);
-	}
+	make_node_nonce(r);
 	if (r->locked && !lock_applies(r))
 		clear_lock(r);
 	if (r->cfg.validator)
@@ -1125,4 +1131,31 @@ round_status(const struct round *r, struct round_status *st)
 		st->lock_round = r->lock_round;
 	}
 	st->time_config = time_config(r);
+}
+
+int
+round_lock_export(const struct round *r, struct hp_proposal *out,
+    uint64_t *lock_round)
+{
+	if (!lock_applies(r))
+		return 0;
+	memset(out, 0, sizeof(*out));
+	if (copy_content(out, &r->lock) != 0) {
+		hp_proposal_free(out);
+		return 0;
+	}
+	out->lcl_seq = r->lock.lcl_seq;
+	memcpy(out->lcl_hash, r->lock.lcl_hash, 32);
+	*lock_round = r->lock_round;
+	return 1;
+}
+
+void
+round_lock_import(struct round *r, const struct hp_proposal *p,
+    uint64_t lock_round)
+{
+	if (p->lcl_seq != r->lcl_seq + 1 ||
+	    memcmp(p->lcl_hash, r->lcl_hash, 32) != 0)
+		return;
+	set_lock(r, p, lock_round);
 }

@@ -138,6 +138,19 @@ void round_out_free(struct round_out *out);
 
 void round_status(const struct round *r, struct round_status *st);
 
+/*
+ * Locks survive restarts: after every event the caller exports the lock
+ * (1 when locked: *out is the locked ledger's content, caller frees it
+ * with hp_proposal_free) and makes it durable BEFORE broadcasting that
+ * event's proposals; after round_new() it imports the saved one (ignored
+ * unless it is for the ledger after lcl). Forgetting a lock would let a
+ * restarted node commit a second ledger at the same sequence number.
+ */
+int round_lock_export(const struct round *r, struct hp_proposal *out,
+    uint64_t *lock_round);
+void round_lock_import(struct round *r, const struct hp_proposal *p,
+    uint64_t lock_round);
+
 /* Exposed for tests: votes needed at stage 1..3 (HotPocket's float
  * formula, quirks included). */
 uint32_t round_stage_required(uint32_t threshold, uint32_t unl_n, int stage);
