@@ -218,9 +218,12 @@ hp_mpack_str(const msgpack_object *map, uint64_t key, char *out,
 		return HP_EFORMAT;
 	if (o->via.str.size >= outsize)
 		return HP_ETOOBIG;
-	if (memchr(o->via.str.ptr, '\0', o->via.str.size) != NULL)
-		return HP_EFORMAT;
-	memcpy(out, o->via.str.ptr, o->via.str.size);
+	/* An empty str may have a NULL pointer. */
+	if (o->via.str.size > 0) {
+		if (memchr(o->via.str.ptr, '\0', o->via.str.size) != NULL)
+			return HP_EFORMAT;
+		memcpy(out, o->via.str.ptr, o->via.str.size);
+	}
 	out[o->via.str.size] = '\0';
 	return 0;
 }

@@ -20,6 +20,8 @@ static const uint32_t cons_to_peer[] = { HP_MSG_HELLO, HP_MSG_PEER_SIGN_RES,
 	HP_MSG_PEER_REPORT };
 static const uint32_t peer_to_cons[] = { HP_MSG_HELLO, HP_MSG_PEER_SIGN_REQ,
 	HP_MSG_PEER_RECV, HP_MSG_PEER_CONNS, HP_MSG_PEER_KNOWN_SAVE };
+static const uint32_t cons_to_state[] = { HP_MSG_HELLO };
+static const uint32_t state_to_cons[] = { HP_MSG_HELLO, HP_MSG_STATE_HASHES };
 static const uint32_t ctl_req[] = { HP_CTL_REQUEST };
 static const uint32_t ctl_rep[] = { HP_CTL_REPLY };
 
@@ -54,6 +56,14 @@ static const struct hp_chan_policy peer_cons_pol = { "peer<-consensus",
 	cons_to_peer, N(cons_to_peer), peer_to_cons, N(peer_to_cons),
 	SIBLING_MAX_FRAME, 1, NULL, 0 };
 
+/* State and consensus exchange only small messages (hashes). */
+static const struct hp_chan_policy cons_state_pol = { "consensus<-state",
+	state_to_cons, N(state_to_cons), cons_to_state, N(cons_to_state),
+	64 * 1024, 1, NULL, 0 };
+static const struct hp_chan_policy state_cons_pol = { "state<-consensus",
+	cons_to_state, N(cons_to_state), state_to_cons, N(state_to_cons),
+	64 * 1024, 1, NULL, 0 };
+
 const struct hp_chan_policy *
 hp_sibling_policy(int self, int peer)
 {
@@ -61,6 +71,10 @@ hp_sibling_policy(int self, int peer)
 		return &cons_peer_pol;
 	if (self == HP_W_PEER && peer == HP_W_CONSENSUS)
 		return &peer_cons_pol;
+	if (self == HP_W_CONSENSUS && peer == HP_W_STATE)
+		return &cons_state_pol;
+	if (self == HP_W_STATE && peer == HP_W_CONSENSUS)
+		return &state_cons_pol;
 	return &policies[HP_CHAN_SIBLING];
 }
 
@@ -128,6 +142,7 @@ hp_msg_name(uint32_t type)
 	case HP_MSG_PEER_RECV: return "PEER_RECV";
 	case HP_MSG_PEER_CONNS: return "PEER_CONNS";
 	case HP_MSG_PEER_KNOWN_SAVE: return "PEER_KNOWN_SAVE";
+	case HP_MSG_STATE_HASHES: return "STATE_HASHES";
 	case HP_CTL_REQUEST: return "CTL_REQUEST";
 	case HP_CTL_REPLY: return "CTL_REPLY";
 	default: return "UNKNOWN";

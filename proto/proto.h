@@ -65,7 +65,8 @@ enum hp_msg_type {
 	 * {1: ["host:port"...]} */
 	HP_MSG_PEER_KNOWN_LOAD = 0x100004,
 	/* consensus → peer: a payload from this peer was dropped:
-	 * {1: from pubkey bin(32), 2: reason u64 (enum hp_peer_report)} */
+	 * {1: from pubkey bin(32), 2: reason u64 (enum hp_peer_report),
+	 * 3: origin bool (the payload's signer is that peer itself)} */
 	HP_MSG_PEER_REPORT = 0x100005,
 
 	/* peer → consensus: sign our TLS identity: {1: tls public key DER bin} */
@@ -78,6 +79,10 @@ enum hp_msg_type {
 	HP_MSG_PEER_CONNS = 0x200003,
 	/* peer → consensus: known peers to persist: {1: ["host:port"...]} */
 	HP_MSG_PEER_KNOWN_SAVE = 0x200004,
+
+	/* state → consensus: the committed root hashes, after every commit
+	 * and when the channel comes up: {1: state bin(32), 2: patch bin(32)} */
+	HP_MSG_STATE_HASHES = 0x300001,
 
 	/* hpctl → supervisor: {1: argv [str...]} */
 	HP_CTL_REQUEST = 0x020001,

@@ -76,7 +76,7 @@ def test_listening_sockets_passed_to_workers():
         wait_for("peer holds mesh.port", lambda: holds(pids["peer"], cfg["mesh"]["port"]), 3)
         wait_for("gateway holds user.port", lambda: holds(pids["gateway"], cfg["user"]["port"]), 3)
         assert not holds(pids["consensus"], cfg["mesh"]["port"])
-        assert "holding the mesh listening socket" in n.log()
+        assert "listening socket for mesh (port %d) received" % cfg["mesh"]["port"] in n.log()
         n.stop()
 
 

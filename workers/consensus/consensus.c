@@ -60,6 +60,8 @@ static struct {
 	uint8_t saved_lock_hash[HP_HASH_BYTES];
 	uint64_t ledgers_closed;
 	uint64_t started_ms;
+	/* the state worker's last committed hashes */
+	uint8_t state_hash[32], patch_hash[32];
 	/* round start → durable, for the last LAT_N ledgers closed here */
 	uint32_t lat[1024];
 	uint32_t nlat;
@@ -353,18 +355,32 @@ arm_timer(void)
 
 /* Tell the peer worker why a payload from `from` was dropped. */
 static void
-report(const uint8_t from[HP_PK_BYTES], enum hp_peer_report why)
+report_as(const uint8_t from[HP_PK_BYTES], enum hp_peer_report why,
+    const uint8_t *signer)
 {
 	struct hp_frame f;
+	int origin = signer != NULL && memcmp(signer, from, HP_PK_BYTES) == 0;
 
 	hp_frame_begin(&f, HP_MSG_PEER_REPORT, 0, 0);
-	msgpack_pack_map(&f.pk, 2);
+	msgpack_pack_map(&f.pk, 3);
 	msgpack_pack_uint32(&f.pk, 1);
 	msgpack_pack_bin(&f.pk, HP_PK_BYTES);
 	msgpack_pack_bin_body(&f.pk, from, HP_PK_BYTES);
 	msgpack_pack_uint32(&f.pk, 2);
 	msgpack_pack_uint32(&f.pk, why);
+	msgpack_pack_uint32(&f.pk, 3);
+	if (origin)
+		msgpack_pack_true(&f.pk);
+	else
+		msgpack_pack_false(&f.pk);
 	hp_worker_send(HP_W_PEER, &f, -1);
+}
+
+/* Malformed payloads have no known signer: counted, nobody charged. */
+static void
+report(const uint8_t from[HP_PK_BYTES], enum hp_peer_report why)
+{
+	report_as(from, why, NULL);
 }
 
 /* Proposal hashes already processed: a replay is dropped and reported. */
@@ -399,27 +415,27 @@ on_proposal(const uint8_t from[HP_PK_BYTES], const uint8_t *payload,
 	}
 	if (!in_unl(p.pubkey)) {
 		cs.props_not_unl++;
-		report(from, HP_REPORT_NOT_UNL);
+		report_as(from, HP_REPORT_NOT_UNL, p.pubkey);
 		hp_proposal_free(&p);
 		return;
 	}
 	hp_proposal_hash(&p, h);
 	if (hp_verify(p.pubkey, h, sizeof(h), p.sig) != 0) {
 		cs.props_bad++;
-		report(from, HP_REPORT_BAD_SIG);
+		report_as(from, HP_REPORT_BAD_SIG, p.pubkey);
 		hp_proposal_free(&p);
 		return;
 	}
 	/* HotPocket's age rule: nothing older than 3 rounds. */
 	if (p.round + 3 * rt < now || p.round > now + rt) {
 		cs.props_stale++;
-		report(from, HP_REPORT_STALE);
+		report_as(from, HP_REPORT_STALE, p.pubkey);
 		hp_proposal_free(&p);
 		return;
 	}
 	if (seen_before(h)) {
 		cs.props_replayed++;
-		report(from, HP_REPORT_REPLAY);
+		report_as(from, HP_REPORT_REPLAY, p.pubkey);
 		hp_proposal_free(&p);
 		return;
 	}
@@ -428,6 +444,7 @@ on_proposal(const uint8_t from[HP_PK_BYTES], const uint8_t *payload,
 		hp_ledger_sig_msg(p.ledger_hash, msg);
 		if (hp_verify(p.pubkey, msg, sizeof(msg), p.ledger_sig) != 0) {
 			cs.props_bad++;
+			report_as(from, HP_REPORT_BAD_SIG, p.pubkey);
 			hp_proposal_free(&p);
 			return;
 		}
@@ -623,11 +640,32 @@ peer_msg(struct hp_msg *m)
 	}
 }
 
+/* The state worker's committed hashes, voted from the next proposal on. */
+static void
+state_msg(struct hp_msg *m)
+{
+	const msgpack_object *s = hp_mpack_get(m->body, 1);
+	const msgpack_object *p = hp_mpack_get(m->body, 2);
+	static const uint8_t zero[32];
+
+	if (m->type != HP_MSG_STATE_HASHES || s == NULL || p == NULL ||
+	    s->type != MSGPACK_OBJECT_BIN || s->via.bin.size != 32 ||
+	    p->type != MSGPACK_OBJECT_BIN || p->via.bin.size != 32) {
+		log_warnx("malformed STATE_HASHES from the state worker; ignored");
+		return;
+	}
+	memcpy(cs.state_hash, s->via.bin.ptr, 32);
+	memcpy(cs.patch_hash, p->via.bin.ptr, 32);
+	round_set_hashes(cs.round, cs.state_hash, cs.patch_hash, zero);
+}
+
 static void
 sibling_msg(int from, struct hp_msg *m)
 {
 	if (from == HP_W_PEER)
 		peer_msg(m);
+	else if (from == HP_W_STATE)
+		state_msg(m);
 }
 
 static void
@@ -744,8 +782,10 @@ pack_consensus(msgpack_packer *pk)
 		    is_connected(k))
 			live++;
 	}
-	msgpack_pack_map(pk, 20);
+	msgpack_pack_map(pk, 22);
 	kv_str(pk, "lock", st.locked ? "locked" : "none");
+	kv_hex(pk, "state_hash", cs.state_hash, 32);
+	kv_hex(pk, "patch_hash", cs.patch_hash, 32);
 	kv_u64(pk, "unreliable_rounds", st.unreliable_rounds);
 	kv_u64(pk, "close_latency_p50_ms", latency_pct(50));
 	kv_u64(pk, "close_latency_p99_ms", latency_pct(99));

@@ -173,9 +173,12 @@ peer_sibling_msg(int from, struct hp_msg *m)
 	case HP_MSG_PEER_REPORT: {
 		const msgpack_object *k = get_bin(m->body, 1);
 		uint64_t why = 0;
+		bool origin = false;
 		if (k != NULL && k->via.bin.size == HP_PK_BYTES &&
-		    hp_mpack_u64(m->body, 2, &why) == 0)
-			mesh_report((const uint8_t *)k->via.bin.ptr, why);
+		    hp_mpack_u64(m->body, 2, &why) == 0) {
+			hp_mpack_bool(m->body, 3, &origin);
+			mesh_report((const uint8_t *)k->via.bin.ptr, why, origin);
+		}
 		break;
 	}
 	default:

@@ -167,7 +167,7 @@ dup_loser(struct session *s, struct session *t)
 }
 
 void
-mesh_report(const uint8_t *pk, uint64_t reason)
+mesh_report(const uint8_t *pk, uint64_t reason, int origin)
 {
 	switch (reason) {
 	case HP_REPORT_MALFORMED: mesh.c.rep_malformed++; break;
@@ -177,6 +177,10 @@ mesh_report(const uint8_t *pk, uint64_t reason)
 	case HP_REPORT_REPLAY: mesh.c.rep_replay++; break;
 	default: return;
 	}
+	/* A relay forwards what others signed before anyone checks it:
+	 * only the signer's own session is charged. */
+	if (!origin)
+		return;
 	for (struct session *s = mesh.sessions; s != NULL; s = s->next) {
 		if (s->state != S_VERIFIED || memcmp(s->pk, pk, HP_PK_BYTES))
 			continue;
@@ -709,7 +713,8 @@ mesh_show(msgpack_packer *pk)
 		if (s->state != S_CLOSING)
 			show_session(pk, s, now);
 	hp_mpack_pack_cstr(pk, "counters");
-	msgpack_pack_map(pk, 15);
+	msgpack_pack_map(pk, 16);
+	kv_u64(pk, "tls_errors", c->tls_errors);
 	kv_u64(pk, "dropped_malformed", c->rep_malformed);
 	kv_u64(pk, "dropped_not_unl", c->rep_not_unl);
 	kv_u64(pk, "dropped_bad_sig", c->rep_bad_sig);

@@ -35,6 +35,7 @@ struct mesh_counters {
 	uint64_t accepted, refused, dialled, forwarded;
 	/* dropped by consensus after delivery (HP_MSG_PEER_REPORT) */
 	uint64_t rep_malformed, rep_not_unl, rep_bad_sig, rep_stale, rep_replay;
+	uint64_t tls_errors;	/* garbage under TLS on an open session */
 };
 
 struct mesh {
@@ -69,8 +70,10 @@ int mesh_pre_sandbox(const char *dir);
 int mesh_init(uv_loop_t *loop, const struct hp_config *cfg);
 void mesh_shutdown(void);
 
-/* Consensus dropped a payload that came through the session to pk. */
-void mesh_report(const uint8_t *pk, uint64_t reason);
+/* Consensus dropped a payload that came through the session to pk;
+ * origin: pk also signed it (not merely relayed it), so the session is
+ * charged for it under the mesh limits. */
+void mesh_report(const uint8_t *pk, uint64_t reason, int origin);
 
 /* The consensus worker's signature over our TLS identity arrived. */
 void mesh_identity(const uint8_t *sig, size_t len);

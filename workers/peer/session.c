@@ -475,8 +475,11 @@ read_all(struct session *s)
 		else if (e == SSL_ERROR_SYSCALL)
 			close_quiet(s, "connection lost%s%s", errno ? ": " : "",
 			    errno ? strerror(errno) : "");
-		else
-			close_quiet(s, "TLS error: %s", tlsid_error());
+		else {
+			/* Bytes that are not TLS on an open session. */
+			mesh.c.tls_errors++;
+			session_violation(s, "TLS error: %s", tlsid_error());
+		}
 		return;
 	}
 }
