@@ -127,4 +127,51 @@ int sfs_statfs(struct sfs_view *v, struct sfs_statfs *out);
  * view without committing). */
 int sfs_node_hash(struct sfs_view *v, uint64_t ino, uint8_t out[32]);
 
+/*
+ * Additions (statefs core). Threads: a view is used by one thread at a
+ * time, and a rw view is begun, committed or aborted on the same thread
+ * (LMDB's writer lock is a mutex held by that thread); ro views may move
+ * between threads (MDB_NOTLS). sfs_commit and sfs_abort free the view,
+ * whatever the outcome; after a write fails with -ENOSPC or -EIO the
+ * session is poisoned and sfs_commit returns HP_EIO (nothing committed).
+ * The map is HPD_STATE_MAPSIZE bytes (default 64 GiB of address space);
+ * filling it gives -ENOSPC. sfs_readlink writes the target NUL-terminated
+ * and returns its length (-ERANGE when size is too small). A readdir fn
+ * must not call into the store. A readdir cookie is the entry's ino; one
+ * that left the directory in an earlier session resumes as end of
+ * directory.
+ */
+
+/* Sync: a file's chunk hashes, index 0..ceil(size/SFS_CHUNK)-1; a hole
+ * is reported as the hash of its zero bytes. fn returns non-zero to stop. */
+typedef int (*sfs_chunk_fn)(void *arg, uint64_t index, const uint8_t hash[32]);
+int sfs_file_chunks(struct sfs_view *v, uint64_t ino, sfs_chunk_fn fn,
+    void *arg);
+/* A stored chunk's bytes: -ENOENT when not stored (holes never are),
+ * -ERANGE when size < its length. */
+int sfs_chunk_get(struct sfs_view *v, const uint8_t hash[32], void *buf,
+    size_t size, size_t *len);
+/* Store bytes (1..SFS_CHUNK) by hash (rw view); hash_out gets the hash for
+ * the caller to check. All-zero bytes are a hole and are not stored. A
+ * chunk no file references by commit time is dropped then. */
+int sfs_chunk_put(struct sfs_view *v, const void *bytes, size_t len,
+    uint8_t hash_out[32]);
+/* Replace a regular file's content and mode bits (mode & 07777) with
+ * chunks already stored; nchunks must be ceil(size/SFS_CHUNK), a zero
+ * hash of the chunk's length is a hole. -ENOENT when a chunk is missing,
+ * -EINVAL when one's length does not fit its place. */
+int sfs_file_set(struct sfs_view *v, uint64_t ino, uint64_t size, mode_t mode,
+    const uint8_t (*hashes)[32], uint64_t nchunks);
+/* A directory's entries in name order, each with its node hash. */
+typedef int (*sfs_hashed_fn)(void *arg, const char *name, mode_t mode,
+    uint64_t size, const uint8_t hash[32]);
+int sfs_dir_list_hashed(struct sfs_view *v, uint64_t ino, sfs_hashed_fn fn,
+    void *arg);
+
+/* Debug: recompute every hash and reference count of the committed state
+ * from scratch and compare with the caches (0, or HP_EIO with a log line
+ * saying what differs). Bytes fed to BLAKE3 since sfs_open. */
+int sfs_verify(struct sfs *s);
+uint64_t sfs_debug_hashed(struct sfs *s);
+
 #endif
