@@ -39,6 +39,8 @@ static const int base_syscalls[] = {
 	SCMP_SYS(rt_sigreturn), SCMP_SYS(sigaltstack), SCMP_SYS(tgkill),
 	SCMP_SYS(exit), SCMP_SYS(exit_group), SCMP_SYS(restart_syscall),
 	SCMP_SYS(prlimit64), SCMP_SYS(getrlimit), SCMP_SYS(uname),
+	/* glibc's qsort asks for the memory size before sorting > 1 KiB */
+	SCMP_SYS(sysinfo),
 	SCMP_SYS(accept4), SCMP_SYS(getsockopt), SCMP_SYS(setsockopt),
 	SCMP_SYS(getsockname), SCMP_SYS(getpeername),
 };

@@ -38,6 +38,7 @@ static const char usage_text[] =
     "  show consensus              round, stage, vote status, UNL liveness\n"
     "  show ledger [SEQ]           the last closed ledger, or ledger SEQ\n"
     "  show peers                  peer connections and counters\n"
+    "  show state | show sync      state hashes and store; state sync progress\n"
     "\n"
     "WORKER is one of consensus, peer, state, gateway, runner.\n"
     "The node directory is DIR (default: $HPD_DIR, else the current\n"
