@@ -48,6 +48,7 @@ static struct {
 	int have_cfg;
 	int self;
 	int test_hooks;
+	int dev;
 	int stopping;
 	struct hp_channel sup;
 	struct sibling *sib[HP_W_COUNT];
@@ -318,6 +319,18 @@ hp_worker_store(void)
 	return w.store_path;
 }
 
+int
+hp_worker_test_hooks(void)
+{
+	return w.test_hooks;
+}
+
+int
+hp_worker_dev(void)
+{
+	return w.dev;
+}
+
 static void
 close_all(uv_handle_t *h, void *arg)
 {
@@ -421,7 +434,7 @@ hp_worker_run(int argc, char **argv, const struct hp_worker_role *r)
 	log_init(role, HP_LOG_INF);
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--dev") == 0)
-			allow_root = 1;
+			allow_root = w.dev = 1;
 		else if (strcmp(argv[i], "--dir") == 0 && i + 1 < argc)
 			w.dir = argv[++i];
 		else if (strcmp(argv[i], "--store-fd") == 0 && i + 1 < argc)

@@ -69,5 +69,9 @@ const char *hp_worker_dir(void);
 /* The worker's own store directory as a path that needs no search
  * permission above it (/proc/self/fd/N, from --store-fd), or NULL. */
 const char *hp_worker_store(void);
+/* Whether the supervisor started this worker with --test-hooks (test
+ * builds with HPD_TEST_HOOKS=1) or --dev (development mode, not root). */
+int hp_worker_test_hooks(void);
+int hp_worker_dev(void);
 
 #endif

@@ -20,7 +20,10 @@ static const uint32_t cons_to_peer[] = { HP_MSG_HELLO, HP_MSG_PEER_SIGN_RES,
 	HP_MSG_PEER_REPORT };
 static const uint32_t peer_to_cons[] = { HP_MSG_HELLO, HP_MSG_PEER_SIGN_REQ,
 	HP_MSG_PEER_RECV, HP_MSG_PEER_CONNS, HP_MSG_PEER_KNOWN_SAVE };
-static const uint32_t cons_to_state[] = { HP_MSG_HELLO };
+static const uint32_t cons_to_state[] = { HP_MSG_HELLO,
+	HP_MSG_STATE_SYNC_TARGET };
+static const uint32_t state_to_peer[] = { HP_MSG_HELLO, HP_MSG_PEER_SEND };
+static const uint32_t peer_to_state[] = { HP_MSG_HELLO, HP_MSG_PEER_RECV };
 static const uint32_t state_to_cons[] = { HP_MSG_HELLO, HP_MSG_STATE_HASHES };
 static const uint32_t ctl_req[] = { HP_CTL_REQUEST };
 static const uint32_t ctl_rep[] = { HP_CTL_REPLY };
@@ -64,6 +67,14 @@ static const struct hp_chan_policy state_cons_pol = { "state<-consensus",
 	cons_to_state, N(cons_to_state), state_to_cons, N(state_to_cons),
 	64 * 1024, 1, NULL, 0 };
 
+/* State sync: chunk data both ways, responses up to 8 MiB. */
+static const struct hp_chan_policy state_peer_pol = { "state<-peer",
+	peer_to_state, N(peer_to_state), state_to_peer, N(state_to_peer),
+	SIBLING_MAX_FRAME, 1, NULL, 0 };
+static const struct hp_chan_policy peer_state_pol = { "peer<-state",
+	state_to_peer, N(state_to_peer), peer_to_state, N(peer_to_state),
+	SIBLING_MAX_FRAME, 1, NULL, 0 };
+
 const struct hp_chan_policy *
 hp_sibling_policy(int self, int peer)
 {
@@ -75,6 +86,10 @@ hp_sibling_policy(int self, int peer)
 		return &cons_state_pol;
 	if (self == HP_W_STATE && peer == HP_W_CONSENSUS)
 		return &state_cons_pol;
+	if (self == HP_W_STATE && peer == HP_W_PEER)
+		return &state_peer_pol;
+	if (self == HP_W_PEER && peer == HP_W_STATE)
+		return &peer_state_pol;
 	return &policies[HP_CHAN_SIBLING];
 }
 
@@ -85,6 +100,8 @@ hp_peer_ptype_max(uint32_t ptype)
 	case HP_PT_PROPOSAL: return 1024 * 1024;
 	case HP_PT_LEDGER_REQ: return 1024;
 	case HP_PT_LEDGER_RES: return 8 * 1024 * 1024;
+	case HP_PT_STATE_REQ: return 64 * 1024;
+	case HP_PT_STATE_RES: return 8 * 1024 * 1024;
 	default: return 0;
 	}
 }
@@ -138,6 +155,7 @@ hp_msg_name(uint32_t type)
 	case HP_MSG_PEER_SEND: return "PEER_SEND";
 	case HP_MSG_PEER_KNOWN_LOAD: return "PEER_KNOWN_LOAD";
 	case HP_MSG_PEER_REPORT: return "PEER_REPORT";
+	case HP_MSG_STATE_SYNC_TARGET: return "STATE_SYNC_TARGET";
 	case HP_MSG_PEER_SIGN_REQ: return "PEER_SIGN_REQ";
 	case HP_MSG_PEER_RECV: return "PEER_RECV";
 	case HP_MSG_PEER_CONNS: return "PEER_CONNS";

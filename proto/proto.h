@@ -68,6 +68,12 @@ enum hp_msg_type {
 	 * {1: from pubkey bin(32), 2: reason u64 (enum hp_peer_report),
 	 * 3: origin bool (the payload's signer is that peer itself)} */
 	HP_MSG_PEER_REPORT = 0x100005,
+	/* consensus → state: the cluster's hashes in a stored ledger differ
+	 * from the state worker's; sync to them (docs/state-sync.md). Sent
+	 * again with each ledger while they differ, and once with the
+	 * worker's own hashes when they agree again: {1: state bin(32),
+	 * 2: patch bin(32), 3: [pubkey bin(32)...] (UNL peers connected)} */
+	HP_MSG_STATE_SYNC_TARGET = 0x100006,
 
 	/* peer → consensus: sign our TLS identity: {1: tls public key DER bin} */
 	HP_MSG_PEER_SIGN_REQ = 0x200001,
@@ -92,15 +98,19 @@ enum hp_msg_type {
 };
 
 /*
- * Consensus payload types carried by the peer network (HP_MSG_PEER_SEND /
+ * Payload types carried by the peer network (HP_MSG_PEER_SEND /
  * HP_MSG_PEER_RECV). The peer worker does not look inside them; it knows
- * each one's size limit and whether it is forwarded.
+ * each one's size limit, whether it is forwarded (only proposals), and
+ * which worker it belongs to: HP_PT_STATE_* go to and come from the state
+ * worker, always to one named peer; the rest belong to consensus.
  */
 enum hp_peer_ptype {
 	HP_PT_PROPOSAL = 1,	/* signed round proposal (round.h) */
 	HP_PT_LEDGER_REQ = 2,	/* ledger sync request */
 	HP_PT_LEDGER_RES = 3,	/* ledger sync response */
-	HP_PT_MAX = 3
+	HP_PT_STATE_REQ = 4,	/* state sync request (docs/state-sync.md) */
+	HP_PT_STATE_RES = 5,	/* state sync response */
+	HP_PT_MAX = 5
 };
 /* Why consensus dropped a payload (HP_MSG_PEER_REPORT). */
 enum hp_peer_report {

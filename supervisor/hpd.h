@@ -28,6 +28,8 @@
 int node_new(const char *dir);
 int node_check_config(const char *dir, int quiet);
 int node_rekey(const char *dir);
+/* deploy.c: put a contract bundle into a stopped node's state. */
+int node_deploy(const char *dir, const char *bundle);
 /* Load DIR/cfg/hp.cfg, printing every diagnostic to stderr. */
 int node_load_config(const char *dir, struct hp_config *cfg);
 
@@ -121,6 +123,15 @@ void worker_restart(struct worker *w);
 void worker_send_log_level(struct worker *w, int level);
 int worker_send_test_sigsys(struct worker *w);
 void supervisor_shutdown(void);
+
+/* mount.c: the statefs FUSE mount on NODE/mnt (DESIGN §2). */
+/* A fresh mount for the next state worker (no-op while one waits, and in
+ * development mode); 0 or HP_EIO after saying why. */
+int statefs_mount(void);
+/* Hand the waiting mount's /dev/fuse fd to the READY state worker. */
+void statefs_send_fd(struct worker *w);
+/* Detach every mount on NODE/mnt and drop a waiting fd. */
+void statefs_unmount(void);
 
 /* control.c */
 int control_open(void);

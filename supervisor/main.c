@@ -12,7 +12,7 @@
 #include <string.h>
 
 static const char usage_text[] =
-    "usage: hpd COMMAND [DIR]\n"
+    "usage: hpd COMMAND [DIR [BUNDLE]]\n"
     "\n"
     "  new DIR           create a node directory: keys, cfg/hp.cfg with\n"
     "                    defaults and the node's own key in the UNL, and a\n"
@@ -22,6 +22,9 @@ static const char usage_text[] =
     "  check-config DIR  validate DIR/cfg/hp.cfg and report every problem\n"
     "  rekey DIR         give a stopped node new keys (its own UNL entry\n"
     "                    follows)\n"
+    "  deploy DIR BUNDLE put a contract bundle (a directory) into a stopped\n"
+    "                    node's state; BUNDLE/hp.cfg.override is merged\n"
+    "                    into DIR/cfg/hp.cfg\n"
     "  version           print the version\n"
     "\n"
     "See hpd(8), hp.cfg(5) and hpctl(8).\n";
@@ -48,6 +51,15 @@ main(int argc, char **argv)
 		printf("hpd %s (build %s, HotPocket config %s)\n", HPD_VERSION,
 		    HPD_BUILD_ID, HP_VERSION_STRING);
 		return 0;
+	}
+	if (strcmp(cmd, "deploy") == 0) {
+		if (argc != 4) {
+			fprintf(stderr, "hpd deploy: expected DIR and BUNDLE\n\n");
+			return usage(stderr, 100);
+		}
+		if (hp_crypto_init() != 0)
+			return 1;
+		return node_deploy(argv[2], argv[3]);
 	}
 	if (argc != 3) {
 		fprintf(stderr, "hpd %s: expected one argument, the node"

@@ -19,6 +19,7 @@
 
 #include "hpd_config.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -178,6 +179,8 @@ on_worker_msg(struct hp_channel *ch, struct hp_msg *m)
 			send_listener(w, 0, "mesh");
 		if (w->id == HP_W_GATEWAY)
 			send_listener(w, 1, "user");
+		if (w->id == HP_W_STATE)
+			statefs_send_fd(w);
 		if (w->log_level >= 0)
 			worker_send_log_level(w, w->log_level);
 		handout_channels(w);
@@ -278,7 +281,8 @@ child_exec(struct worker *w, int chfd, int logfd, pid_t parent)
 	char lvl[8];
 	char *argv[12];
 	char *envp[] = { "PATH=/usr/sbin:/usr/bin:/sbin:/bin", NULL };
-	const char *store = w->id == HP_W_CONSENSUS ? "ledger" : NULL;
+	const char *store = w->id == HP_W_CONSENSUS ? "ledger" :
+	    w->id == HP_W_STATE ? "state" : NULL;
 	int argc = 0, devnull;
 	sigset_t all;
 
@@ -356,6 +360,9 @@ worker_start(struct worker *w)
 	int sp[2], lp[2];
 	pid_t pid, parent = getpid();
 
+	/* Every state worker gets a fresh FUSE mount (mount.c). */
+	if (w->id == HP_W_STATE && statefs_mount() != 0)
+		return HP_EIO;
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0,
 	    sp) != 0)
 		return HP_EIO;
@@ -821,11 +828,31 @@ fail:
 	return -1;
 }
 
+static void
+hand_over(const char *store, const struct worker *w)
+{
+	char path[PATH_MAX], file[PATH_MAX + 300];
+	struct dirent *e;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "%s/%s", sv.dir, store);
+	if (chown(path, w->ids.uid, w->ids.gid) != 0 || chmod(path, 0700) != 0)
+		log_warn("cannot hand %s to hpd-%s", path, w->name);
+	if ((d = opendir(path)) == NULL)
+		return;
+	while ((e = readdir(d)) != NULL) {
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(file, sizeof(file), "%s/%s", path, e->d_name);
+		if (lchown(file, w->ids.uid, w->ids.gid) != 0)
+			log_warn("cannot hand %s to hpd-%s", file, w->name);
+	}
+	closedir(d);
+}
+
 static int
 prepare_privsep(void)
 {
-	char path[PATH_MAX];
-
 	if (geteuid() != 0) {
 		sv.privsep = 0;
 		for (int i = 0; i < HP_W_COUNT; i++) {
@@ -844,15 +871,10 @@ prepare_privsep(void)
 			return -1;
 	if (users_ensure_admin_group(&sv.admin_gid) != 0)
 		sv.admin_gid = 0;
-	/* Each store belongs to the one worker that owns it (DESIGN §4). */
-	snprintf(path, sizeof(path), "%s/ledger", sv.dir);
-	if (chown(path, sv.w[HP_W_CONSENSUS].ids.uid,
-	    sv.w[HP_W_CONSENSUS].ids.gid) != 0 || chmod(path, 0700) != 0)
-		log_warn("cannot hand %s to hpd-consensus", path);
-	snprintf(path, sizeof(path), "%s/state", sv.dir);
-	if (chown(path, sv.w[HP_W_STATE].ids.uid, sv.w[HP_W_STATE].ids.gid)
-	    != 0 || chmod(path, 0700) != 0)
-		log_warn("cannot hand %s to hpd-state", path);
+	/* Each store belongs to the one worker that owns it (DESIGN §4),
+	 * files included (hpd deploy writes the state store as root). */
+	hand_over("ledger", &sv.w[HP_W_CONSENSUS]);
+	hand_over("state", &sv.w[HP_W_STATE]);
 	return 0;
 }
 
@@ -971,7 +993,8 @@ supervise_run(const char *dir)
 	if (sv.test_hooks)
 		log_warnx("test hooks are on (HPD_TEST_HOOKS=1): never in"
 		    " production");
-	if (open_binaries() != 0 || prepare_privsep() != 0)
+	if (open_binaries() != 0 || prepare_privsep() != 0 ||
+	    statefs_mount() != 0)
 		return 1;
 	if (sv.cfg.mesh.listen &&
 	    bind_listener(0, "mesh.port", sv.cfg.mesh.port) != 0)
@@ -1006,6 +1029,7 @@ supervise_run(const char *dir)
 
 	uv_run(sv.loop, UV_RUN_DEFAULT);
 
+	statefs_unmount();
 	log_info("stopped");
 	logsink_close();
 	hp_config_free(&sv.cfg);

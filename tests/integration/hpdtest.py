@@ -169,6 +169,9 @@ class Node:
             self.proc.wait()
             self.proc = None
             self.out.close()
+        # A killed supervisor cannot unmount its state file system.
+        subprocess.run(["umount", "-l", os.path.join(self.dir, "mnt")],
+                       capture_output=True)
 
 
 class Case:

@@ -104,6 +104,71 @@ def test_rekey_replaces_own_key_in_unl():
         n.stop()
 
 
+def make_bundle(root):
+    b = os.path.join(root, "bundle")
+    os.makedirs(os.path.join(b, "lib", "deep"))
+    with open(os.path.join(b, "index.js"), "w") as f:
+        f.write("console.log('hello')\n")
+    with open(os.path.join(b, "lib", "deep", "data.bin"), "wb") as f:
+        f.write(bytes(range(256)) * 1000)
+    os.chmod(os.path.join(b, "index.js"), 0o755)
+    os.symlink("lib/deep/data.bin", os.path.join(b, "data"))
+    with open(os.path.join(b, "hp.cfg.override"), "w") as f:
+        f.write('{"contract": {"bin_path": "/usr/bin/node", "bin_args": "index.js red",'
+                ' "consensus": {"roundtime": 500}}}')
+    return b
+
+
+def test_deploy_gives_equal_state_and_merges_override():
+    import re
+    with Case() as c:
+        b = make_bundle(c.root)
+        hashes = []
+        for name in ("a", "b"):
+            d = os.path.join(c.root, name)
+            assert run(HPD, "new", d).returncode == 0
+            r = run(HPD, "deploy", d, b)
+            assert r.returncode == 0, r.stderr
+            m = re.search(r"2 files, 2 directories, 256021 bytes; state hash ([0-9a-f]{64})", r.stdout)
+            assert m, r.stdout
+            hashes.append(m.group(1))
+            cfg = json.load(open(os.path.join(d, "cfg", "hp.cfg")))
+            assert cfg["contract"]["bin_path"] == "/usr/bin/node"
+            assert cfg["contract"]["bin_args"] == "index.js red"
+            assert cfg["contract"]["consensus"]["roundtime"] == 500
+            assert cfg["contract"]["consensus"]["threshold"] == 80  # untouched
+            assert run(HPD, "check-config", d).returncode == 0
+        assert hashes[0] == hashes[1]
+        # Deploying again replaces the state: same hash, not a union.
+        r = run(HPD, "deploy", os.path.join(c.root, "a"), b)
+        assert hashes[0] in r.stdout
+
+
+def test_deploy_refuses_bad_override_and_running_node():
+    with Case() as c:
+        b = make_bundle(c.root)
+        n = c.node()
+        before = open(n.cfg_path).read()
+        with open(os.path.join(b, "hp.cfg.override"), "w") as f:
+            f.write('{"contract": {"consensus": {"roundtime": 0}}}')
+        r = run(HPD, "deploy", n.dir, b)
+        assert r.returncode == 1 and "contract.consensus.roundtime" in r.stderr, r.stderr
+        assert "nothing was changed" in r.stderr
+        assert open(n.cfg_path).read() == before
+        with open(os.path.join(b, "hp.cfg.override"), "w") as f:
+            f.write("[1, 2")
+        r = run(HPD, "deploy", n.dir, b)
+        assert r.returncode == 1 and "hp.cfg.override" in r.stderr
+        r = run(HPD, "deploy", n.dir, os.path.join(c.root, "missing"))
+        assert r.returncode == 1 and "not a directory" in r.stderr
+        os.unlink(os.path.join(b, "hp.cfg.override"))
+        n.start()
+        n.wait_ready()
+        r = run(HPD, "deploy", n.dir, b)
+        assert r.returncode == 1 and "is running" in r.stderr
+        n.stop()
+
+
 def test_version_and_usage():
     r = run(HPD, "version")
     assert r.returncode == 0 and r.stdout.startswith("hpd ") and "build" in r.stdout
@@ -123,5 +188,7 @@ if __name__ == "__main__":
         test_check_config_reports_every_error_and_warns_unknown,
         test_check_config_syntax_error_and_missing_file,
         test_rekey_replaces_own_key_in_unl,
+        test_deploy_gives_equal_state_and_merges_override,
+        test_deploy_refuses_bad_override_and_running_node,
         test_version_and_usage,
     ])

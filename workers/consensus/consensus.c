@@ -60,8 +60,11 @@ static struct {
 	uint8_t saved_lock_hash[HP_HASH_BYTES];
 	uint64_t ledgers_closed;
 	uint64_t started_ms;
-	/* the state worker's last committed hashes */
+	/* the state worker's last committed hashes, since when (wall ms),
+	 * and whether it was last told to sync */
 	uint8_t state_hash[32], patch_hash[32];
+	uint64_t hashes_at;
+	int state_syncing;
 	/* round start → durable, for the last LAT_N ledgers closed here */
 	uint32_t lat[1024];
 	uint32_t nlat;
@@ -193,6 +196,48 @@ prune_history(void)
 	ledger_store_prune(cs.store, c->node.max_primary_shards * SHARD_LEDGERS);
 }
 
+/*
+ * After each stored ledger: if the cluster's state or patch hash differs
+ * from the state worker's, tell it to sync (docs/state-sync.md), with the
+ * UNL peers connected now; once they agree again, say so once. A ledger
+ * whose round began before the worker's last commit says nothing about
+ * that commit, so it is not compared.
+ */
+static void
+check_state(const struct hp_ledger *l)
+{
+	int differs = memcmp(l->state_hash, cs.state_hash, 32) != 0 ||
+	    memcmp(l->patch_hash, cs.patch_hash, 32) != 0;
+	const uint8_t *s = differs ? l->state_hash : cs.state_hash;
+	const uint8_t *p = differs ? l->patch_hash : cs.patch_hash;
+	struct hp_frame f;
+	uint32_t n = 0;
+
+	if (l->time < cs.hashes_at || (!differs && !cs.state_syncing) ||
+	    !hp_worker_sibling_up(HP_W_STATE))
+		return;
+	for (uint32_t i = 0; i < cs.nconnected; i++)
+		n += in_unl(cs.connected[i]);
+	hp_frame_begin(&f, HP_MSG_STATE_SYNC_TARGET, 0, 0);
+	msgpack_pack_map(&f.pk, 3);
+	msgpack_pack_uint32(&f.pk, 1);
+	msgpack_pack_bin(&f.pk, 32);
+	msgpack_pack_bin_body(&f.pk, s, 32);
+	msgpack_pack_uint32(&f.pk, 2);
+	msgpack_pack_bin(&f.pk, 32);
+	msgpack_pack_bin_body(&f.pk, p, 32);
+	msgpack_pack_uint32(&f.pk, 3);
+	msgpack_pack_array(&f.pk, n);
+	for (uint32_t i = 0; i < cs.nconnected; i++) {
+		if (!in_unl(cs.connected[i]))
+			continue;
+		msgpack_pack_bin(&f.pk, HP_PK_BYTES);
+		msgpack_pack_bin_body(&f.pk, cs.connected[i], HP_PK_BYTES);
+	}
+	if (hp_worker_send(HP_W_STATE, &f, -1) == 0)
+		cs.state_syncing = differs;
+}
+
 static void
 store_closed(const struct hp_ledger *l)
 {
@@ -207,6 +252,7 @@ store_closed(const struct hp_ledger *l)
 	log_ledger(l, NULL);
 	if (l->seq % 1024 == 0)
 		prune_history();
+	check_state(l);
 }
 
 static void
@@ -532,6 +578,8 @@ on_ledger_res(const uint8_t from[HP_PK_BYTES], const uint8_t *payload,
 		last = *l;
 		added++;
 	}
+	if (added > 0)
+		check_state(&last);
 	msgpack_unpacked_destroy(&res);
 	free(l);
 	if (added == 0)
@@ -654,6 +702,9 @@ state_msg(struct hp_msg *m)
 		log_warnx("malformed STATE_HASHES from the state worker; ignored");
 		return;
 	}
+	if (memcmp(cs.state_hash, s->via.bin.ptr, 32) != 0 ||
+	    memcmp(cs.patch_hash, p->via.bin.ptr, 32) != 0)
+		cs.hashes_at = wall_ms();
 	memcpy(cs.state_hash, s->via.bin.ptr, 32);
 	memcpy(cs.patch_hash, p->via.bin.ptr, 32);
 	round_set_hashes(cs.round, cs.state_hash, cs.patch_hash, zero);

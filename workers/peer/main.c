@@ -81,10 +81,18 @@ take_unl(const msgpack_object *body)
 	free(keys);
 }
 
+static bool
+is_state_ptype(uint64_t ptype)
+{
+	return ptype == HP_PT_STATE_REQ || ptype == HP_PT_STATE_RES;
+}
+
+/* A payload from consensus or, for state sync only, from state. */
 static void
-take_send(const msgpack_object *body)
+take_send(int from, const msgpack_object *body)
 {
 	const msgpack_object *payload = get_bin(body, 2), *to;
+	const char *who = hp_worker_names[from];
 	uint64_t ptype = 0, max;
 	bool unl_only = false;
 	int rc;
@@ -93,7 +101,13 @@ take_send(const msgpack_object *body)
 	    ptype > HP_PT_MAX || payload == NULL ||
 	    ((rc = hp_mpack_bool(body, 3, &unl_only)) != 0 &&
 	    rc != HP_ENOENT)) {
-		log_warnx("malformed PEER_SEND from consensus; ignored");
+		log_warnx("malformed PEER_SEND from %s; ignored", who);
+		return;
+	}
+	if (is_state_ptype(ptype) != (from == HP_W_STATE) ||
+	    (from == HP_W_STATE && hp_mpack_get(body, 4) == NULL)) {
+		log_warnx("PEER_SEND of %s from %s is not that worker's to"
+		    " send; ignored", wire_type_name((uint8_t)ptype), who);
 		return;
 	}
 	max = hp_peer_ptype_max((uint32_t)ptype);
@@ -151,6 +165,8 @@ peer_sibling_msg(int from, struct hp_msg *m)
 {
 	const msgpack_object *sig;
 
+	if (from == HP_W_STATE && m->type == HP_MSG_PEER_SEND)
+		take_send(from, m->body);
 	if (from != HP_W_CONSENSUS)
 		return;
 	switch (m->type) {
@@ -165,7 +181,7 @@ peer_sibling_msg(int from, struct hp_msg *m)
 		take_unl(m->body);
 		break;
 	case HP_MSG_PEER_SEND:
-		take_send(m->body);
+		take_send(from, m->body);
 		break;
 	case HP_MSG_PEER_KNOWN_LOAD:
 		take_known(m->body);

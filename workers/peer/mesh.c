@@ -242,9 +242,12 @@ mesh_session_closed(struct session *s, enum session_state was)
 		conns_changed();
 }
 
+/* State sync payloads belong to the state worker, the rest to consensus. */
 static void
 deliver(struct session *s, const struct wire_frame *f)
 {
+	int to = f->type == HP_PT_STATE_REQ || f->type == HP_PT_STATE_RES ?
+	    HP_W_STATE : HP_W_CONSENSUS;
 	struct hp_frame fr;
 
 	hp_frame_begin(&fr, HP_MSG_PEER_RECV, 0, 0);
@@ -257,7 +260,7 @@ deliver(struct session *s, const struct wire_frame *f)
 	msgpack_pack_uint32(&fr.pk, 3);
 	msgpack_pack_bin(&fr.pk, f->len);
 	msgpack_pack_bin_body(&fr.pk, f->payload, f->len);
-	hp_worker_send(HP_W_CONSENSUS, &fr, -1);
+	hp_worker_send(to, &fr, -1);
 }
 
 /*

@@ -55,6 +55,8 @@ wire_type_name(uint8_t type)
 	case HP_PT_PROPOSAL: return "PROPOSAL";
 	case HP_PT_LEDGER_REQ: return "LEDGER_REQ";
 	case HP_PT_LEDGER_RES: return "LEDGER_RES";
+	case HP_PT_STATE_REQ: return "STATE_REQ";
+	case HP_PT_STATE_RES: return "STATE_RES";
 	default: return "unknown";
 	}
 }
