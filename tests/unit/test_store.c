@@ -330,6 +330,21 @@ test_readdir(void **state)
 	assert_string_equal(l.names[6], "zz");
 	commit(v);
 
+	/* An entry renamed after it was listed resumes after its new name,
+	 * never at its old one (which would list it again, forever). */
+	OK(sfs_begin_rw(s, &v));
+	memset(&l, 0, sizeof(l));
+	l.stop_at = 1;
+	OK(sfs_readdir(v, SFS_STATE_INO, 0, collect, &l));
+	assert_string_equal(l.names[0], "B");
+	OK(sfs_rename(v, SFS_STATE_INO, "B", SFS_STATE_INO, "y", 0));
+	l.stop_at = 64;
+	OK(sfs_readdir(v, SFS_STATE_INO, l.cookies[0], collect, &l));
+	assert_int_equal(l.n, 3);
+	assert_string_equal(l.names[1], "z");
+	assert_string_equal(l.names[2], "zz");
+	commit(v);
+
 	OK(sfs_begin_ro(s, &v));
 	memset(&l, 0, sizeof(l));
 	l.stop_at = 64;

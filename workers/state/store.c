@@ -722,6 +722,13 @@ static int
 cookie_name(struct sfs_view *v, uint64_t dir, uint64_t cookie,
     struct sfs_inode *n)
 {
+	/*
+	 * The entry's live name first: an entry renamed within the session
+	 * also has a tomb under its old name, and resuming there would list
+	 * it again (and again: a loop).
+	 */
+	if (sfs_inode_get(v, cookie, n) == 0 && n->parent == dir)
+		return 0;
 	for (size_t i = 0; i < v->ntombs; i++) {
 		if (v->tombs[i].ino == cookie && v->tombs[i].parent == dir) {
 			n->namelen = v->tombs[i].len;
@@ -729,9 +736,7 @@ cookie_name(struct sfs_view *v, uint64_t dir, uint64_t cookie,
 			return 0;
 		}
 	}
-	if (sfs_inode_get(v, cookie, n) != 0 || n->parent != dir)
-		return -ENOENT;
-	return 0;
+	return -ENOENT;
 }
 
 int
