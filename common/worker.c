@@ -297,6 +297,12 @@ hp_worker_send(int sibling, struct hp_frame *f, int fd)
 }
 
 int
+hp_worker_send_sup(struct hp_frame *f, int fd)
+{
+	return hp_chan_send(&w.sup, f, fd);
+}
+
+int
 hp_worker_sibling_up(int sibling)
 {
 	return sibling >= 0 && sibling < HP_W_COUNT && w.sib[sibling] != NULL &&
@@ -388,6 +394,8 @@ sup_msg(struct hp_channel *ch, struct hp_msg *m)
 		log_errx("forbidden syscall was not stopped by the sandbox");
 		_exit(3);
 	default:
+		if (w.r->sup_msg != NULL)
+			w.r->sup_msg(m);
 		break;
 	}
 }
@@ -474,8 +482,8 @@ hp_worker_run(int argc, char **argv, const struct hp_worker_role *r)
 		exit(1);
 	if (hp_sandbox_enter(role, allow_root, r->syscalls, r->nsyscalls) != 0)
 		exit(1);
-	if (hp_chan_open(&w.loop, &w.sup, 3, HP_CHAN_WORKER_TO_SUP, role,
-	    sup_msg, sup_closed, NULL) != 0)
+	if (hp_chan_open_policy(&w.loop, &w.sup, 3, hp_sup_policy(w.self, 0),
+	    role, sup_msg, sup_closed, NULL) != 0)
 		fatalx("cannot open the supervisor channel");
 	log_debug("started (uid %d)", (int)getuid());
 

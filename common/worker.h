@@ -47,6 +47,10 @@ struct hp_worker_role {
 	 */
 	int (*show)(int argc, char **argv, msgpack_packer *pk, char *msg,
 	    size_t msgsize);
+	/* A frame from the supervisor that the worker core does not handle
+	 * itself, already checked against the channel's allow-list
+	 * (hp_sup_policy). Keep m->fd by setting it to -1. */
+	void (*sup_msg)(struct hp_msg *m);
 	/* SHUTDOWN received: stop timers, flush, close handles. */
 	void (*shutdown)(void);
 };
@@ -63,6 +67,8 @@ int hp_worker_main(int argc, char **argv, const char *role)
  * the sibling is not connected right now. */
 int hp_worker_send(int sibling, struct hp_frame *f, int fd);
 int hp_worker_sibling_up(int sibling);
+/* Send a frame to the supervisor; takes ownership of f and fd. */
+int hp_worker_send_sup(struct hp_frame *f, int fd);
 
 /* The node directory given by the supervisor (--dir). */
 const char *hp_worker_dir(void);

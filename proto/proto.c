@@ -14,6 +14,15 @@ static const uint32_t sup_send[] = { HP_MSG_HELLO, HP_MSG_PING,
 	HP_MSG_LOG_LEVEL, HP_MSG_TEST_SIGSYS, HP_MSG_CONFIG, HP_MSG_CTL_QUERY };
 static const uint32_t worker_fd_types[] = { HP_MSG_CHANNEL_NEW,
 	HP_MSG_LISTENER };
+/* The runner's supervisor channel: the common lists plus contract spawns. */
+static const uint32_t sup_recv_runner[] = { HP_MSG_HELLO, HP_MSG_READY,
+	HP_MSG_PONG, HP_MSG_STATUS, HP_MSG_CTL_ANSWER, HP_MSG_CONTRACT_FD,
+	HP_MSG_SPAWN_CONTRACT, HP_MSG_KILL_CONTRACT };
+static const uint32_t sup_send_runner[] = { HP_MSG_HELLO, HP_MSG_PING,
+	HP_MSG_SHUTDOWN, HP_MSG_CHANNEL_NEW, HP_MSG_LISTENER,
+	HP_MSG_LOG_LEVEL, HP_MSG_TEST_SIGSYS, HP_MSG_CONFIG, HP_MSG_CTL_QUERY,
+	HP_MSG_CONTRACT_SPAWNED, HP_MSG_CONTRACT_EXITED };
+static const uint32_t sup_fd_types_runner[] = { HP_MSG_CONTRACT_FD };
 static const uint32_t sibling_types[] = { HP_MSG_HELLO };
 static const uint32_t cons_to_peer[] = { HP_MSG_HELLO, HP_MSG_PEER_SIGN_RES,
 	HP_MSG_PEER_UNL, HP_MSG_PEER_SEND, HP_MSG_PEER_KNOWN_LOAD,
@@ -25,6 +34,12 @@ static const uint32_t cons_to_state[] = { HP_MSG_HELLO,
 static const uint32_t state_to_peer[] = { HP_MSG_HELLO, HP_MSG_PEER_SEND };
 static const uint32_t peer_to_state[] = { HP_MSG_HELLO, HP_MSG_PEER_RECV };
 static const uint32_t state_to_cons[] = { HP_MSG_HELLO, HP_MSG_STATE_HASHES };
+static const uint32_t cons_to_runner[] = { HP_MSG_HELLO, HP_MSG_RUN };
+static const uint32_t runner_to_cons[] = { HP_MSG_HELLO };
+static const uint32_t runner_to_state[] = { HP_MSG_HELLO,
+	HP_MSG_STATE_SESSION };
+static const uint32_t state_to_runner[] = { HP_MSG_HELLO,
+	HP_MSG_STATE_SESSION_RES };
 static const uint32_t ctl_req[] = { HP_CTL_REQUEST };
 static const uint32_t ctl_rep[] = { HP_CTL_REPLY };
 
@@ -47,6 +62,23 @@ const struct hp_chan_policy *
 hp_chan_policy(enum hp_chan_kind kind)
 {
 	return &policies[kind];
+}
+
+static const struct hp_chan_policy sup_runner_pol = { "supervisor<-runner",
+	sup_recv_runner, N(sup_recv_runner), sup_send_runner,
+	N(sup_send_runner), 2 * 1024 * 1024, 1, sup_fd_types_runner,
+	N(sup_fd_types_runner) };
+static const struct hp_chan_policy runner_sup_pol = { "runner<-supervisor",
+	sup_send_runner, N(sup_send_runner), sup_recv_runner,
+	N(sup_recv_runner), 2 * 1024 * 1024, 1, worker_fd_types,
+	N(worker_fd_types) };
+
+const struct hp_chan_policy *
+hp_sup_policy(int worker, int sup)
+{
+	if (worker == HP_W_RUNNER)
+		return sup ? &sup_runner_pol : &runner_sup_pol;
+	return &policies[sup ? HP_CHAN_SUP_TO_WORKER : HP_CHAN_WORKER_TO_SUP];
 }
 
 /* Bulk channels carry ledgers and, later, state: 16 MiB frames. */
@@ -75,9 +107,31 @@ static const struct hp_chan_policy peer_state_pol = { "peer<-state",
 	state_to_peer, N(state_to_peer), peer_to_state, N(peer_to_state),
 	SIBLING_MAX_FRAME, 1, NULL, 0 };
 
+/* Consensus starts runs; the runner opens and commits state sessions. */
+static const struct hp_chan_policy cons_runner_pol = { "consensus<-runner",
+	runner_to_cons, N(runner_to_cons), cons_to_runner, N(cons_to_runner),
+	64 * 1024, 1, NULL, 0 };
+static const struct hp_chan_policy runner_cons_pol = { "runner<-consensus",
+	cons_to_runner, N(cons_to_runner), runner_to_cons, N(runner_to_cons),
+	64 * 1024, 1, NULL, 0 };
+static const struct hp_chan_policy state_runner_pol = { "state<-runner",
+	runner_to_state, N(runner_to_state), state_to_runner,
+	N(state_to_runner), 64 * 1024, 1, NULL, 0 };
+static const struct hp_chan_policy runner_state_pol = { "runner<-state",
+	state_to_runner, N(state_to_runner), runner_to_state,
+	N(runner_to_state), 64 * 1024, 1, NULL, 0 };
+
 const struct hp_chan_policy *
 hp_sibling_policy(int self, int peer)
 {
+	if (self == HP_W_CONSENSUS && peer == HP_W_RUNNER)
+		return &cons_runner_pol;
+	if (self == HP_W_RUNNER && peer == HP_W_CONSENSUS)
+		return &runner_cons_pol;
+	if (self == HP_W_STATE && peer == HP_W_RUNNER)
+		return &state_runner_pol;
+	if (self == HP_W_RUNNER && peer == HP_W_STATE)
+		return &runner_state_pol;
 	if (self == HP_W_CONSENSUS && peer == HP_W_PEER)
 		return &cons_peer_pol;
 	if (self == HP_W_PEER && peer == HP_W_CONSENSUS)
@@ -150,6 +204,14 @@ hp_msg_name(uint32_t type)
 	case HP_MSG_CONFIG: return "CONFIG";
 	case HP_MSG_CTL_QUERY: return "CTL_QUERY";
 	case HP_MSG_CTL_ANSWER: return "CTL_ANSWER";
+	case HP_MSG_CONTRACT_SPAWNED: return "CONTRACT_SPAWNED";
+	case HP_MSG_CONTRACT_EXITED: return "CONTRACT_EXITED";
+	case HP_MSG_RUN: return "RUN";
+	case HP_MSG_STATE_SESSION_RES: return "STATE_SESSION_RES";
+	case HP_MSG_STATE_SESSION: return "STATE_SESSION";
+	case HP_MSG_CONTRACT_FD: return "CONTRACT_FD";
+	case HP_MSG_SPAWN_CONTRACT: return "SPAWN_CONTRACT";
+	case HP_MSG_KILL_CONTRACT: return "KILL_CONTRACT";
 	case HP_MSG_PEER_SIGN_RES: return "PEER_SIGN_RES";
 	case HP_MSG_PEER_UNL: return "PEER_UNL";
 	case HP_MSG_PEER_SEND: return "PEER_SEND";
@@ -187,9 +249,9 @@ hp_workers_linked(int a, int b)
 		/*              cons peer state gw run */
 		[HP_W_CONSENSUS] = { 0, 1, 1, 1, 1 },
 		[HP_W_PEER] =      { 1, 0, 1, 0, 0 },
-		[HP_W_STATE] =     { 1, 1, 0, 0, 0 },
+		[HP_W_STATE] =     { 1, 1, 0, 0, 1 },
 		[HP_W_GATEWAY] =   { 1, 0, 0, 0, 1 },
-		[HP_W_RUNNER] =    { 1, 0, 0, 1, 0 },
+		[HP_W_RUNNER] =    { 1, 0, 1, 1, 0 },
 	};
 
 	if (a < 0 || b < 0 || a >= HP_W_COUNT || b >= HP_W_COUNT)

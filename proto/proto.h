@@ -50,6 +50,13 @@ enum hp_msg_type {
 	HP_MSG_CTL_QUERY = 0x01000c,
 	/* worker → supervisor: {1: code u64, 2: message str, 3: data}; same id */
 	HP_MSG_CTL_ANSWER = 0x01000d,
+	/* supervisor → runner, the answer to HP_MSG_SPAWN_CONTRACT (same id):
+	 * {1: pid u64} when the contract started, or {2: error str} */
+	HP_MSG_CONTRACT_SPAWNED = 0x01000e,
+	/* supervisor → runner, the contract it spawned has exited and been
+	 * reaped (same id as the spawn): {1: exited bool (else killed by a
+	 * signal), 2: exit status or signal number u64, 3: run ms u64} */
+	HP_MSG_CONTRACT_EXITED = 0x01000f,
 
 	/* consensus → peer: the node key's signature over the peer worker's
 	 * TLS identity (see HP_PEER_TLS_DOMAIN): {1: sig bin(64)} */
@@ -74,6 +81,11 @@ enum hp_msg_type {
 	 * worker's own hashes when they agree again: {1: state bin(32),
 	 * 2: patch bin(32), 3: [pubkey bin(32)...] (UNL peers connected)} */
 	HP_MSG_STATE_SYNC_TARGET = 0x100006,
+	/* consensus → runner, after each stored ledger when contract.execute
+	 * is on: run the contract over it: {1: seq u64, 2: hash bin(32),
+	 * 3: time u64 (ms since the epoch), 4: [[UNL pubkey bin(32),
+	 * active_on u64 (round of its newest proposal, ms; 0 never)]...]} */
+	HP_MSG_RUN = 0x100007,
 
 	/* peer → consensus: sign our TLS identity: {1: tls public key DER bin} */
 	HP_MSG_PEER_SIGN_REQ = 0x200001,
@@ -89,6 +101,24 @@ enum hp_msg_type {
 	/* state → consensus: the committed root hashes, after every commit
 	 * and when the channel comes up: {1: state bin(32), 2: patch bin(32)} */
 	HP_MSG_STATE_HASHES = 0x300001,
+	/* state → runner, the answer to HP_MSG_STATE_SESSION (same id):
+	 * {1: ok bool, 2: state bin(32), 3: patch bin(32) (the committed
+	 * roots after the operation), 4: error str (when not ok)} */
+	HP_MSG_STATE_SESSION_RES = 0x300002,
+
+	/* runner → state: open, commit or abort the read-write session the
+	 * contract writes through NODE/mnt: {1: op u64 (enum hp_session_op)} */
+	HP_MSG_STATE_SESSION = 0x500001,
+	/* runner → supervisor, fd attached: a descriptor for the next contract
+	 * process, to become fd `target` there: {1: target u64 (0 or
+	 * HP_CONTRACT_FD_MIN..HP_CONTRACT_FD_MAX)} */
+	HP_MSG_CONTRACT_FD = 0x500002,
+	/* runner → supervisor: spawn the contract with the fds given since the
+	 * last spawn; the supervisor takes argv, env and limits from its own
+	 * hp.cfg: {1: ledger seq u64 (for the log)}; id names the run */
+	HP_MSG_SPAWN_CONTRACT = 0x500003,
+	/* runner → supervisor: SIGKILL the running contract (exec_timeout): {} */
+	HP_MSG_KILL_CONTRACT = 0x500004,
 
 	/* hpctl → supervisor: {1: argv [str...]} */
 	HP_CTL_REQUEST = 0x020001,
@@ -128,6 +158,17 @@ uint32_t hp_peer_ptype_max(uint32_t ptype);
  * identity: DOMAIN || contract id || TLS public key DER. */
 #define HP_PEER_TLS_DOMAIN "hpd peer tls identity v1\n"
 
+/* HP_MSG_STATE_SESSION operations. */
+enum hp_session_op {
+	HP_SESSION_BEGIN = 1,
+	HP_SESSION_COMMIT = 2,
+	HP_SESSION_ABORT = 3,
+};
+
+/* Descriptor numbers a contract may be given besides stdin (fd 0). */
+#define HP_CONTRACT_FD_MIN 3
+#define HP_CONTRACT_FD_MAX 15
+
 /* Which end of a channel this process is. */
 enum hp_chan_kind {
 	HP_CHAN_SUP_TO_WORKER,	/* the supervisor's end of fd 3 */
@@ -150,6 +191,10 @@ struct hp_chan_policy {
 };
 
 const struct hp_chan_policy *hp_chan_policy(enum hp_chan_kind kind);
+/* The policy of the supervisor channel of worker `worker` (enum
+ * hp_worker_id): the supervisor's end when sup is non-zero, else the
+ * worker's fd 3. The runner's adds the contract spawn messages. */
+const struct hp_chan_policy *hp_sup_policy(int worker, int sup);
 /* The policy of worker self's end of its channel to worker peer. */
 const struct hp_chan_policy *hp_sibling_policy(int self, int peer);
 

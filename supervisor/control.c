@@ -172,7 +172,7 @@ handle(struct ctl_conn *c, uint32_t id, char argv[][64], int argc)
 		int owner = argc >= 2 ? show_owner(argv[1]) : -1;
 		if (owner < 0)
 			reply(c, id, 100, "show what? consensus, ledger [SEQ],"
-			    " peers, state, sync", NULL, NULL);
+			    " peers, state, sync, runner", NULL, NULL);
 		else
 			relay(c, id, owner, argv + 1, argc - 1);
 		return;
@@ -257,7 +257,7 @@ handle(struct ctl_conn *c, uint32_t id, char argv[][64], int argc)
 		return;
 	}
 	snprintf(msg, sizeof(msg), "unknown command \"%s\"; commands: status,"
-	    " show consensus|ledger [SEQ]|peers|state|sync,"
+	    " show consensus|ledger [SEQ]|peers|state|sync|runner,"
 	    " restart|stop|start WORKER,"
 	    " log level WORKER|hpd LEVEL",
 	    argc > 0 ? argv[0] : "");
@@ -274,6 +274,8 @@ show_owner(const char *what)
 		return HP_W_PEER;
 	if (strcmp(what, "state") == 0 || strcmp(what, "sync") == 0)
 		return HP_W_STATE;
+	if (strcmp(what, "runner") == 0)
+		return HP_W_RUNNER;
 	return -1;
 }
 

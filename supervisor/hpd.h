@@ -133,6 +133,17 @@ void statefs_send_fd(struct worker *w);
 /* Detach every mount on NODE/mnt and drop a waiting fd. */
 void statefs_unmount(void);
 
+/* contract.c: spawning the sandboxed contract for the runner. */
+/* Resolve the contract's uid and log directory; at start, after the
+ * worker users exist. */
+int contract_init(void);
+/* A contract message from the runner (HP_MSG_CONTRACT_FD, ..._SPAWN, ..._KILL). */
+void contract_on_msg(struct hp_msg *m);
+/* SIGKILL the running contract, if any. */
+void contract_kill(void);
+/* The runner's channel closed: drop handed-over fds, kill the contract. */
+void contract_runner_gone(void);
+
 /* control.c */
 int control_open(void);
 void control_close(void);

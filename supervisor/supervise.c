@@ -198,6 +198,8 @@ on_worker_msg(struct hp_channel *ch, struct hp_msg *m)
 		w->channels = channel_mask(m->body);
 		break;
 	default:
+		if (w->id == HP_W_RUNNER)
+			contract_on_msg(m);
 		break;
 	}
 }
@@ -209,6 +211,8 @@ on_worker_chan_closed(struct hp_channel *ch, int err)
 
 	if (w != NULL && w->ch == ch) {
 		w->ch = NULL;
+		if (w->id == HP_W_RUNNER)
+			contract_runner_gone();
 		if (err != 0 && err != HP_EEOF)
 			log_warnx("channel to %s closed: %s", w->name,
 			    hp_strerror(err));
@@ -401,8 +405,8 @@ worker_start(struct worker *w)
 
 	if ((w->ch = calloc(1, sizeof(*w->ch))) == NULL)
 		fatalx("out of memory");
-	if (hp_chan_open(sv.loop, w->ch, sp[0], HP_CHAN_SUP_TO_WORKER, "hpd",
-	    on_worker_msg, on_worker_chan_closed, w) != 0) {
+	if (hp_chan_open_policy(sv.loop, w->ch, sp[0], hp_sup_policy(w->id, 1),
+	    "hpd", on_worker_msg, on_worker_chan_closed, w) != 0) {
 		free(w->ch);
 		w->ch = NULL;
 	}
@@ -994,7 +998,7 @@ supervise_run(const char *dir)
 		log_warnx("test hooks are on (HPD_TEST_HOOKS=1): never in"
 		    " production");
 	if (open_binaries() != 0 || prepare_privsep() != 0 ||
-	    statefs_mount() != 0)
+	    contract_init() != 0 || statefs_mount() != 0)
 		return 1;
 	if (sv.cfg.mesh.listen &&
 	    bind_listener(0, "mesh.port", sv.cfg.mesh.port) != 0)

@@ -23,9 +23,9 @@ WORKERS = ["consensus", "peer", "state", "gateway", "runner"]
 LINKS = {
     "consensus": {"peer", "state", "gateway", "runner"},
     "peer": {"consensus", "state"},
-    "state": {"consensus", "peer"},
+    "state": {"consensus", "peer", "runner"},
     "gateway": {"consensus", "runner"},
-    "runner": {"consensus", "gateway"},
+    "runner": {"consensus", "gateway", "state"},
 }
 
 

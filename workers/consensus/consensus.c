@@ -238,6 +238,42 @@ check_state(const struct hp_ledger *l)
 		cs.state_syncing = differs;
 }
 
+/* After each stored ledger: the runner runs the contract over it (it
+ * skips the run, and says so, while the previous one still runs). */
+static void
+send_run(const struct hp_ledger *l)
+{
+	struct round_status st;
+	struct hp_frame f;
+
+	if (!cs.cfg->contract.execute || !hp_worker_sibling_up(HP_W_RUNNER))
+		return;
+	round_status(cs.round, &st);
+	hp_frame_begin(&f, HP_MSG_RUN, 0, 0);
+	msgpack_pack_map(&f.pk, 4);
+	msgpack_pack_uint32(&f.pk, 1);
+	msgpack_pack_uint64(&f.pk, l->seq);
+	msgpack_pack_uint32(&f.pk, 2);
+	msgpack_pack_bin(&f.pk, HP_HASH_BYTES);
+	msgpack_pack_bin_body(&f.pk, l->hash, HP_HASH_BYTES);
+	msgpack_pack_uint32(&f.pk, 3);
+	msgpack_pack_uint64(&f.pk, l->time);
+	msgpack_pack_uint32(&f.pk, 4);
+	msgpack_pack_array(&f.pk, cs.unl_n);
+	for (uint32_t i = 0; i < cs.unl_n; i++) {
+		const uint8_t *k = cs.unl + (size_t)i * HP_PK_BYTES;
+		uint64_t active_on = 0;
+		for (uint32_t j = 0; j < st.unl_n; j++)
+			if (memcmp(st.members[j].pubkey, k, HP_PK_BYTES) == 0)
+				active_on = st.members[j].last_time;
+		msgpack_pack_array(&f.pk, 2);
+		msgpack_pack_bin(&f.pk, HP_PK_BYTES);
+		msgpack_pack_bin_body(&f.pk, k, HP_PK_BYTES);
+		msgpack_pack_uint64(&f.pk, active_on);
+	}
+	hp_worker_send(HP_W_RUNNER, &f, -1);
+}
+
 static void
 store_closed(const struct hp_ledger *l)
 {
@@ -253,6 +289,7 @@ store_closed(const struct hp_ledger *l)
 	if (l->seq % 1024 == 0)
 		prune_history();
 	check_state(l);
+	send_run(l);
 }
 
 static void

@@ -6,9 +6,10 @@
  *
  * Views: while a read-write session is open every FUSE request uses it;
  * otherwise a read-only view of the last commit serves them and writes
- * fail with EROFS. Sessions belong to the contract runner; until it
- * exists, test builds open them by hand (hpctl state begin|commit|abort,
- * only with HPD_TEST_HOOKS=1). After each commit, and whenever the
+ * fail with EROFS. Sessions belong to the contract runner, which opens,
+ * commits and aborts them with HP_MSG_STATE_SESSION around each run; test
+ * builds may also open them by hand (hpctl state begin|commit|abort, only
+ * with HPD_TEST_HOOKS=1). After each commit, and whenever the
  * channel to consensus comes up, the committed state and patch hashes go
  * to the consensus worker (HP_MSG_STATE_HASHES).
  *
@@ -92,7 +93,7 @@ send_hashes(void)
 	hp_worker_send(HP_W_CONSENSUS, &f, -1);
 }
 
-/* ---- sessions (test hooks until the contract runner drives them) ---- */
+/* ---- sessions (the runner's, and test hooks) ---- */
 
 static int
 session_begin(char *msg, size_t msgsize)
@@ -352,10 +353,65 @@ sync_committed(const uint8_t state[32], const uint8_t patch[32])
 	send_hashes();
 }
 
+/* The runner's HP_MSG_STATE_SESSION: do it and answer with the roots. */
+static void
+runner_session(struct hp_msg *m)
+{
+	char msg[256] = "";
+	struct hp_frame f;
+	uint64_t op = 0;
+	int code;
+
+	if (hp_mpack_u64(m->body, 1, &op) != 0)
+		op = 0;
+	if (op == HP_SESSION_BEGIN)
+		code = session_begin(msg, sizeof(msg));
+	else if (op == HP_SESSION_COMMIT)
+		code = session_commit(msg, sizeof(msg));
+	else if (op == HP_SESSION_ABORT)
+		code = session_abort(msg, sizeof(msg));
+	else {
+		code = 1;
+		snprintf(msg, sizeof(msg), "unknown session operation %llu",
+		    (unsigned long long)op);
+	}
+	hp_frame_begin(&f, HP_MSG_STATE_SESSION_RES, m->id, 0);
+	msgpack_pack_map(&f.pk, code == 0 ? 3 : 4);
+	msgpack_pack_uint32(&f.pk, 1);
+	if (code == 0)
+		msgpack_pack_true(&f.pk);
+	else
+		msgpack_pack_false(&f.pk);
+	msgpack_pack_uint32(&f.pk, 2);
+	msgpack_pack_bin(&f.pk, 32);
+	msgpack_pack_bin_body(&f.pk, st.state, 32);
+	msgpack_pack_uint32(&f.pk, 3);
+	msgpack_pack_bin(&f.pk, 32);
+	msgpack_pack_bin_body(&f.pk, st.patch, 32);
+	if (code != 0) {
+		msgpack_pack_uint32(&f.pk, 4);
+		hp_mpack_pack_cstr(&f.pk, msg);
+	}
+	hp_worker_send(HP_W_RUNNER, &f, -1);
+}
+
+/* The runner went away: a session it left open is never committed. */
+static void
+sibling_down(int id)
+{
+	char msg[128];
+
+	if (id == HP_W_RUNNER && st.rw != NULL && session_abort(msg,
+	    sizeof(msg)) == 0)
+		log_info("runner gone with a state session open: aborted");
+}
+
 static void
 sibling_msg(int from, struct hp_msg *m)
 {
-	if (from == HP_W_CONSENSUS && m->type == HP_MSG_STATE_SYNC_TARGET)
+	if (from == HP_W_RUNNER && m->type == HP_MSG_STATE_SESSION)
+		runner_session(m);
+	else if (from == HP_W_CONSENSUS && m->type == HP_MSG_STATE_SYNC_TARGET)
 		sync_on_target(m->body);
 	else if (from == HP_W_PEER && m->type == HP_MSG_PEER_RECV)
 		sync_on_peer(m->body);
@@ -405,6 +461,7 @@ static const struct hp_worker_role role = {
 	.init = init,
 	.sibling_msg = sibling_msg,
 	.sibling_up = sibling_up,
+	.sibling_down = sibling_down,
 	.listener = listener,
 	.show = show,
 	.shutdown = shutdown_cb,

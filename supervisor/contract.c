@@ -1,0 +1,613 @@
+/*
+ * contract.c — the supervisor spawns the sandboxed contract process for the
+ * runner (DESIGN §2), which may not fork itself.
+ *
+ * The runner hands over the descriptors the contract gets (HP_MSG_CONTRACT_FD:
+ * stdin holding the args JSON, the control and NPL channels, the user input
+ * fd), then asks for the spawn (HP_MSG_SPAWN_CONTRACT). Everything else comes
+ * from the supervisor's own hp.cfg, never from the runner: argv = bin_path
+ * followed by bin_args split on spaces, env = contract.environment plus PATH,
+ * rlimits from round_limits, the uid from contract.run_as or the system user
+ * hpd-contract. As root the contract gets new mount, pid, ipc and net
+ * namespaces: the node directory is covered by an empty tmpfs (cfg/, keys,
+ * stores and logs out of sight) with only the statefs mount put back at
+ * NODE/mnt, /proc is the new pid namespace's, and there is no network. A
+ * small init (pid 1 of the namespace) waits for the contract and exits with
+ * its status (128 + signal when it was killed), so a SIGKILL at exec_timeout
+ * ends every process the contract started. The contract itself runs with
+ * no_new_privs and a seccomp deny-list (EPERM). In development mode (not
+ * root) there are no namespaces and no uid change; that is said once.
+ *
+ * The contract's stdout and stderr go to NODE/log/contract/stdout.log and
+ * stderr.log (appended) when contract.log.enable is on, else to /dev/null.
+ * The exit is seen through a pidfd and reported as HP_MSG_CONTRACT_EXITED.
+ */
+#include "hpd.h"
+#include "err.h"
+#include "log.h"
+#include "mpack.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <linux/sched.h>
+#include <sched.h>
+#include <seccomp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifndef OPEN_TREE_CLONE
+#define OPEN_TREE_CLONE 1
+#endif
+#ifndef MOVE_MOUNT_F_EMPTY_PATH
+#define MOVE_MOUNT_F_EMPTY_PATH 0x00000004
+#endif
+
+#define CONTRACT_ARGV_MAX 64
+#define CONTRACT_ENV_MAX 256
+
+static struct {
+	int fds[HP_CONTRACT_FD_MAX + 1];	/* handed over, -1 when none */
+	struct hpd_ids ids;
+	int ready;		/* contract_init succeeded */
+	pid_t pid;		/* 0 when none runs */
+	int pidfd;
+	uv_poll_t poll;
+	int polling;
+	uint32_t run_id;	/* the runner's spawn id */
+	struct hp_channel *ch;	/* the runner channel that asked for it */
+	uint64_t started_ms;
+} ct = { .pidfd = -1 };
+
+static void
+drop_fds(void)
+{
+	for (int i = 0; i <= HP_CONTRACT_FD_MAX; i++)
+		if (ct.fds[i] >= 0) {
+			close(ct.fds[i]);
+			ct.fds[i] = -1;
+		}
+}
+
+/* "uid:gid", both decimal and non-zero. */
+static int
+parse_run_as(const char *s, struct hpd_ids *ids)
+{
+	char *end;
+	unsigned long u, g;
+
+	errno = 0;
+	u = strtoul(s, &end, 10);
+	if (errno != 0 || end == s || *end != ':')
+		return HP_EINVAL;
+	s = end + 1;
+	g = strtoul(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || u == 0 || g == 0 ||
+	    u > UINT32_MAX - 1 || g > UINT32_MAX - 1)
+		return HP_EINVAL;
+	ids->uid = (uid_t)u;
+	ids->gid = (gid_t)g;
+	return 0;
+}
+
+/* The contract's uid must be able to walk down to NODE/mnt/state. */
+static void
+check_reachable(void)
+{
+	char path[PATH_MAX];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s", sv.dir);
+	for (char *slash = strrchr(path, '/'); slash != NULL && slash != path;
+	    slash = strrchr(path, '/')) {
+		*slash = '\0';
+		if (stat(path, &st) != 0)
+			continue;
+		if (!(st.st_mode & S_IXOTH) && st.st_uid != ct.ids.uid &&
+		    !((st.st_mode & S_IXGRP) && st.st_gid == ct.ids.gid))
+			log_warnx("%s (mode %04o) is not searchable by the"
+			    " contract's uid %d: contract runs will fail to"
+			    " enter NODE/mnt/state; chmod o+x %s", path,
+			    (unsigned)(st.st_mode & 07777), (int)ct.ids.uid,
+			    path);
+	}
+}
+
+int
+contract_init(void)
+{
+	char path[PATH_MAX];
+
+	for (int i = 0; i <= HP_CONTRACT_FD_MAX; i++)
+		ct.fds[i] = -1;
+	if (sv.cfg.contract.run_as != NULL && sv.cfg.contract.run_as[0]) {
+		if (parse_run_as(sv.cfg.contract.run_as, &ct.ids) != 0) {
+			log_errx("%s/%s: contract.run_as: must be \"uid:gid\""
+			    " with both non-zero, got \"%s\"", sv.dir,
+			    HPD_CFG_REL, sv.cfg.contract.run_as);
+			return HP_EINVAL;
+		}
+	} else if (sv.privsep) {
+		if (users_ensure("contract", &ct.ids) != 0)
+			return HP_EIO;
+	} else {
+		ct.ids.uid = geteuid();
+		ct.ids.gid = getegid();
+	}
+	if (sv.privsep) {
+		for (int i = 0; i < HP_W_COUNT; i++)
+			if (sv.w[i].ids.uid == ct.ids.uid) {
+				log_errx("contract.run_as uid %d is the %s"
+				    " worker's; give the contract its own uid",
+				    (int)ct.ids.uid, sv.w[i].name);
+				return HP_EINVAL;
+			}
+	} else if (sv.cfg.contract.execute)
+		log_warnx("development mode: the contract runs under uid %d"
+		    " without namespaces; only no_new_privs, rlimits and the"
+		    " seccomp deny-list apply", (int)geteuid());
+	if (sv.cfg.contract.log.enable) {
+		snprintf(path, sizeof(path), "%s/log/contract", sv.dir);
+		if (mkdir(path, 0750) != 0 && errno != EEXIST) {
+			log_warn("mkdir %s", path);
+			return HP_EIO;
+		}
+	}
+	if (sv.privsep && sv.cfg.contract.execute)
+		check_reachable();
+	ct.ready = 1;
+	return 0;
+}
+
+/* ---- the child side (runs between clone and exec; never returns) ---- */
+
+static void
+cfail(const char *what)
+{
+	char buf[512];
+	int n = snprintf(buf, sizeof(buf), "hpd: contract setup failed: %s:"
+	    " %s\n", what, strerror(errno));
+	(void)!write(2, buf, (size_t)n);
+	_exit(125);
+}
+
+static const int denied[] = {
+	SCMP_SYS(ptrace), SCMP_SYS(mount), SCMP_SYS(umount2),
+	SCMP_SYS(kexec_load), SCMP_SYS(kexec_file_load),
+	SCMP_SYS(init_module), SCMP_SYS(finit_module),
+	SCMP_SYS(delete_module), SCMP_SYS(bpf), SCMP_SYS(perf_event_open),
+	SCMP_SYS(keyctl), SCMP_SYS(add_key), SCMP_SYS(request_key),
+	SCMP_SYS(unshare), SCMP_SYS(setns), SCMP_SYS(userfaultfd),
+	SCMP_SYS(reboot), SCMP_SYS(swapon), SCMP_SYS(swapoff),
+	SCMP_SYS(pivot_root), SCMP_SYS(chroot), SCMP_SYS(open_by_handle_at),
+	SCMP_SYS(open_tree), SCMP_SYS(move_mount), SCMP_SYS(fsopen),
+	SCMP_SYS(fsmount), SCMP_SYS(fsconfig), SCMP_SYS(fspick),
+	SCMP_SYS(mount_setattr),
+};
+
+static void
+deny_list(void)
+{
+	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
+	int r = ctx == NULL;
+
+	for (size_t i = 0; r == 0 && i < sizeof(denied) / sizeof(denied[0]);
+	    i++)
+		r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), denied[i], 0);
+	/* New namespaces through clone: user namespaces above all. */
+	if (r == 0)
+		r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(clone),
+		    1, SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_NEWUSER, CLONE_NEWUSER));
+	if (r == 0)
+		r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS),
+		    SCMP_SYS(clone3), 0);
+	if (r == 0)
+		r = seccomp_load(ctx);
+	if (ctx != NULL)
+		seccomp_release(ctx);
+	if (r != 0) {
+		errno = -r;
+		cfail("seccomp");
+	}
+}
+
+static void
+set_limit(int res, uint64_t v, const char *name)
+{
+	struct rlimit rl = { (rlim_t)v, (rlim_t)v };
+
+	if (v != 0 && setrlimit(res, &rl) != 0)
+		cfail(name);
+}
+
+/*
+ * Cover the node directory with an empty tmpfs and put the statefs mount
+ * back at NODE/mnt: nothing of cfg/, ledger/, state/ or log/ is left in
+ * the contract's view, and the path to its working directory is
+ * searchable by the contract's uid.
+ */
+static void
+hide_node_dir(void)
+{
+	char mnt[PATH_MAX];
+	int tree;
+
+	snprintf(mnt, sizeof(mnt), "%s/mnt", sv.dir);
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0)
+		cfail("making mounts private");
+	if ((tree = (int)syscall(SYS_open_tree, AT_FDCWD, mnt,
+	    OPEN_TREE_CLONE | O_CLOEXEC)) < 0)
+		cfail(mnt);
+	if (mount("hpd-node", sv.dir, "tmpfs", MS_NOSUID | MS_NODEV |
+	    MS_NOEXEC, "mode=0755,size=16k") != 0)
+		cfail("tmpfs over the node directory");
+	if (mkdir(mnt, 0755) != 0)
+		cfail("mkdir mnt in the tmpfs");
+	if (syscall(SYS_move_mount, tree, "", AT_FDCWD, mnt,
+	    MOVE_MOUNT_F_EMPTY_PATH) != 0)
+		cfail("putting statefs back at NODE/mnt");
+	close(tree);
+	/* Where /proc cannot be mounted again (a container masking parts of
+	 * it), the contract sees the host's: said in its stderr log. */
+	if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+	    NULL) != 0) {
+		static const char msg[] = "hpd: note: /proc of the contract's"
+		    " pid namespace could not be mounted\n";
+		(void)!write(2, msg, sizeof(msg) - 1);
+	}
+}
+
+static void
+exec_contract(char **argv, char **envp)
+{
+	char cwd[PATH_MAX];
+
+	setpgid(0, 0);
+	set_limit(RLIMIT_CPU, sv.cfg.contract.round_limits.proc_cpu_seconds,
+	    "RLIMIT_CPU");
+	set_limit(RLIMIT_AS, sv.cfg.contract.round_limits.proc_mem_bytes,
+	    "RLIMIT_AS");
+	set_limit(RLIMIT_NOFILE, sv.cfg.contract.round_limits.proc_ofd_count,
+	    "RLIMIT_NOFILE");
+	if (sv.privsep) {
+		if (setgroups(1, &ct.ids.gid) != 0)
+			cfail("setgroups");
+		if (setresgid(ct.ids.gid, ct.ids.gid, ct.ids.gid) != 0)
+			cfail("setresgid");
+		if (setresuid(ct.ids.uid, ct.ids.uid, ct.ids.uid) != 0)
+			cfail("setresuid");
+		if (getuid() == 0 || geteuid() == 0 || setuid(0) == 0)
+			cfail("uid drop did not stick");
+	}
+	snprintf(cwd, sizeof(cwd), "%s/mnt/state", sv.dir);
+	if (chdir(cwd) != 0)
+		cfail(cwd);
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+		cfail("PR_SET_NO_NEW_PRIVS");
+	deny_list();
+	execve(argv[0], argv, envp);
+	cfail(argv[0]);
+}
+
+/* pid 1 of the contract's pid namespace: wait, then exit with its status. */
+static void
+contract_init_proc(char **argv, char **envp)
+{
+	sigset_t all;
+	pid_t c, p;
+	int status = 0;
+
+	hide_node_dir();
+	if ((c = fork()) < 0)
+		cfail("fork");
+	if (c == 0)
+		exec_contract(argv, envp);
+	/* Holding no descriptor, so the runner sees its channels close. */
+	sigfillset(&all);
+	sigprocmask(SIG_SETMASK, &all, NULL);
+	syscall(SYS_close_range, 0, ~0U, 0);
+	for (;;) {
+		int st;
+		if ((p = waitpid(-1, &st, 0)) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (p == c)
+			status = st;
+	}
+	if (WIFSIGNALED(status))
+		_exit(128 + WTERMSIG(status));
+	_exit(WEXITSTATUS(status));
+}
+
+static void
+place_fds(int out, int err)
+{
+	int moved[HP_CONTRACT_FD_MAX + 1];
+
+	/* Move everything out of the way first, then put each in place. */
+	for (int i = 0; i <= HP_CONTRACT_FD_MAX; i++) {
+		moved[i] = -1;
+		if (ct.fds[i] >= 0 &&
+		    (moved[i] = fcntl(ct.fds[i], F_DUPFD_CLOEXEC, 64)) < 0)
+			cfail("fcntl");
+	}
+	if ((out = fcntl(out, F_DUPFD_CLOEXEC, 64)) < 0 ||
+	    (err = fcntl(err, F_DUPFD_CLOEXEC, 64)) < 0)
+		cfail("fcntl");
+	if (dup2(out, 1) != 1 || dup2(err, 2) != 2)
+		cfail("dup2");
+	for (int i = 0; i <= HP_CONTRACT_FD_MAX; i++) {
+		if (i == 1 || i == 2)
+			continue;
+		if (moved[i] >= 0) {
+			if (dup2(moved[i], i) != i)
+				cfail("dup2");
+		} else if (i == 0) {
+			int null = open("/dev/null", O_RDONLY);
+			if (null < 0 || dup2(null, 0) != 0)
+				cfail("/dev/null");
+		}
+	}
+	syscall(SYS_close_range, HP_CONTRACT_FD_MAX + 1, ~0U, 0);
+	for (int i = 3; i <= HP_CONTRACT_FD_MAX; i++)
+		if (moved[i] < 0)
+			close(i);
+	lseek(0, 0, SEEK_SET);
+}
+
+static void
+contract_child(int out, int err, char **argv, char **envp)
+{
+	sigset_t none;
+
+	for (int s = 1; s < NSIG; s++)
+		if (s != SIGKILL && s != SIGSTOP)
+			signal(s, SIG_DFL);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0)
+		cfail("PR_SET_PDEATHSIG");
+	place_fds(out, err);
+	if (sv.privsep)
+		contract_init_proc(argv, envp);
+	exec_contract(argv, envp);
+}
+
+/* ---- the supervisor side ---- */
+
+static int
+open_log(const char *name, uint64_t seq)
+{
+	char path[PATH_MAX], mark[96];
+	int fd, n;
+
+	if (!sv.cfg.contract.log.enable)
+		return open("/dev/null", O_WRONLY | O_CLOEXEC);
+	snprintf(path, sizeof(path), "%s/log/contract/%s", sv.dir, name);
+	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
+	    0640);
+	if (fd < 0) {
+		log_warn("contract log %s", path);
+		return open("/dev/null", O_WRONLY | O_CLOEXEC);
+	}
+	n = snprintf(mark, sizeof(mark), "---- hpd: contract run for ledger"
+	    " %llu ----\n", (unsigned long long)seq);
+	(void)!write(fd, mark, (size_t)n);
+	return fd;
+}
+
+static void
+reply(uint32_t type, uint32_t id, int ok, const char *error, uint64_t a,
+    uint64_t b, uint64_t c)
+{
+	struct worker *w = &sv.w[HP_W_RUNNER];
+	struct hp_frame f;
+
+	/* A restarted runner knows nothing of its predecessor's runs. */
+	if (w->ch == NULL || (type == HP_MSG_CONTRACT_EXITED && w->ch != ct.ch))
+		return;
+	hp_frame_begin(&f, type, id, 0);
+	if (type == HP_MSG_CONTRACT_SPAWNED) {
+		msgpack_pack_map(&f.pk, 1);
+		msgpack_pack_uint32(&f.pk, ok ? 1 : 2);
+		if (ok)
+			msgpack_pack_uint64(&f.pk, a);
+		else
+			hp_mpack_pack_cstr(&f.pk, error);
+	} else {
+		msgpack_pack_map(&f.pk, 3);
+		msgpack_pack_uint32(&f.pk, 1);
+		if (ok)
+			msgpack_pack_true(&f.pk);
+		else
+			msgpack_pack_false(&f.pk);
+		msgpack_pack_uint32(&f.pk, 2);
+		msgpack_pack_uint64(&f.pk, b);
+		msgpack_pack_uint32(&f.pk, 3);
+		msgpack_pack_uint64(&f.pk, c);
+	}
+	hp_chan_send(w->ch, &f, -1);
+}
+
+static void
+poll_closed(uv_handle_t *h)
+{
+	(void)h;
+	close(ct.pidfd);
+	ct.pidfd = -1;
+	ct.polling = 0;
+}
+
+static void
+exit_cb(uv_poll_t *h, int status, int events)
+{
+	siginfo_t si;
+	uint64_t ms = now_ms() - ct.started_ms;
+
+	(void)h; (void)status; (void)events;
+	memset(&si, 0, sizeof(si));
+	if (waitid(P_PIDFD, (id_t)ct.pidfd, &si, WEXITED | WNOHANG) != 0 ||
+	    si.si_pid == 0)
+		return;
+	uv_poll_stop(&ct.poll);
+	uv_close((uv_handle_t *)&ct.poll, poll_closed);
+	log_debug("contract (pid %d) %s %d after %llu ms", (int)ct.pid,
+	    si.si_code == CLD_EXITED ? "exited with" : "killed by signal",
+	    si.si_status, (unsigned long long)ms);
+	ct.pid = 0;
+	reply(HP_MSG_CONTRACT_EXITED, ct.run_id, si.si_code == CLD_EXITED,
+	    NULL, 0, (uint64_t)si.si_status, ms);
+}
+
+static int
+split_args(char *buf, char **argv)
+{
+	int argc = 0;
+
+	argv[argc++] = sv.cfg.contract.bin_path;
+	for (char *p = strtok(buf, " "); p != NULL && argc <
+	    CONTRACT_ARGV_MAX - 1; p = strtok(NULL, " "))
+		argv[argc++] = p;
+	argv[argc] = NULL;
+	return argc;
+}
+
+static void
+spawn(uint32_t id, uint64_t seq)
+{
+	static char argbuf[4096];
+	char *argv[CONTRACT_ARGV_MAX], *envp[CONTRACT_ENV_MAX];
+	struct clone_args ca;
+	int pidfd = -1, out, err, n = 0, has_path = 0;
+	long pid;
+
+	if (!ct.ready) {
+		reply(HP_MSG_CONTRACT_SPAWNED, id, 0, "the contract sandbox is"
+		    " not set up (see the hpd log at start)", 0, 0, 0);
+		return;
+	}
+	if (ct.pid != 0) {
+		reply(HP_MSG_CONTRACT_SPAWNED, id, 0, "a contract is already"
+		    " running", 0, 0, 0);
+		return;
+	}
+	if (sv.cfg.contract.bin_path == NULL || sv.cfg.contract.bin_path[0]
+	    != '/') {
+		reply(HP_MSG_CONTRACT_SPAWNED, id, 0, "contract.bin_path must"
+		    " be an absolute path", 0, 0, 0);
+		drop_fds();
+		return;
+	}
+	snprintf(argbuf, sizeof(argbuf), "%s", sv.cfg.contract.bin_args ?
+	    sv.cfg.contract.bin_args : "");
+	split_args(argbuf, argv);
+	for (size_t i = 0; i < sv.cfg.contract.environment_count &&
+	    n < CONTRACT_ENV_MAX - 2; i++) {
+		const struct hp_env_var *e = &sv.cfg.contract.environment[i];
+		size_t len = strlen(e->key) + strlen(e->value) + 2;
+		if ((envp[n] = malloc(len)) == NULL)
+			break;
+		snprintf(envp[n], len, "%s=%s", e->key, e->value);
+		has_path |= strcmp(e->key, "PATH") == 0;
+		n++;
+	}
+	if (!has_path)
+		envp[n++] = strdup("PATH=/usr/local/bin:/usr/bin:/bin");
+	envp[n] = NULL;
+
+	out = open_log("stdout.log", seq);
+	err = open_log("stderr.log", seq);
+	memset(&ca, 0, sizeof(ca));
+	ca.flags = CLONE_PIDFD | (sv.privsep ? CLONE_NEWPID | CLONE_NEWNS |
+	    CLONE_NEWIPC | CLONE_NEWNET : 0);
+	ca.pidfd = (uint64_t)(uintptr_t)&pidfd;
+	ca.exit_signal = SIGCHLD;
+	pid = out < 0 || err < 0 ? -1 : syscall(SYS_clone3, &ca, sizeof(ca));
+	if (pid == 0)
+		contract_child(out, err, argv, envp);
+	for (int i = 0; i < n; i++)
+		free(envp[i]);
+	if (out >= 0)
+		close(out);
+	if (err >= 0)
+		close(err);
+	drop_fds();
+	if (pid < 0) {
+		char msg[128];
+		snprintf(msg, sizeof(msg), "cannot start the contract: %s",
+		    strerror(errno));
+		log_warnx("%s", msg);
+		reply(HP_MSG_CONTRACT_SPAWNED, id, 0, msg, 0, 0, 0);
+		return;
+	}
+	fcntl(pidfd, F_SETFD, FD_CLOEXEC);
+	ct.pid = (pid_t)pid;
+	ct.pidfd = pidfd;
+	ct.run_id = id;
+	ct.ch = sv.w[HP_W_RUNNER].ch;
+	ct.started_ms = now_ms();
+	uv_poll_init(sv.loop, &ct.poll, pidfd);
+	uv_poll_start(&ct.poll, UV_READABLE, exit_cb);
+	ct.polling = 1;
+	log_debug("contract for ledger %llu started (pid %d)",
+	    (unsigned long long)seq, (int)pid);
+	reply(HP_MSG_CONTRACT_SPAWNED, id, 1, NULL, (uint64_t)pid, 0, 0);
+}
+
+void
+contract_kill(void)
+{
+	if (ct.pid != 0 && ct.pidfd >= 0)
+		syscall(SYS_pidfd_send_signal, ct.pidfd, SIGKILL, NULL, 0);
+}
+
+void
+contract_on_msg(struct hp_msg *m)
+{
+	uint64_t v = 0;
+
+	switch (m->type) {
+	case HP_MSG_CONTRACT_FD:
+		if (m->fd < 0 || hp_mpack_u64(m->body, 1, &v) != 0 ||
+		    (v != 0 && (v < HP_CONTRACT_FD_MIN ||
+		    v > HP_CONTRACT_FD_MAX))) {
+			log_warnx("runner sent a contract fd without a valid"
+			    " target; dropped");
+			break;
+		}
+		if (ct.fds[v] >= 0)
+			close(ct.fds[v]);
+		ct.fds[v] = m->fd;
+		m->fd = -1;
+		break;
+	case HP_MSG_SPAWN_CONTRACT:
+		(void)hp_mpack_u64(m->body, 1, &v);
+		spawn(m->id, v);
+		break;
+	case HP_MSG_KILL_CONTRACT:
+		contract_kill();
+		break;
+	default:
+		break;
+	}
+}
+
+void
+contract_runner_gone(void)
+{
+	drop_fds();
+	contract_kill();
+	ct.ch = NULL;
+}

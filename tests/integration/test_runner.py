@@ -1,0 +1,161 @@
+#!/usr/bin/env python3
+"""Contract runs: after each closed ledger the runner runs the real
+Node.js contract (hotpocket-nodejs-contract 0.7.4 from tests/interop) in its
+sandbox over the state, and the state it writes becomes the next state hash.
+
+Needs root (statefs, per-run uid, namespaces) and `npm ci` in tests/interop
+(scripts/setup does it)."""
+import json
+import os
+import shutil
+
+from hpdtest import HPD, Case, Cluster, main, run, wait_for
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+INTEROP = os.path.join(HERE, "..", "interop")
+LIB = os.path.join(INTEROP, "node_modules", "hotpocket-nodejs-contract")
+NODE = "/usr/bin/node"
+
+
+def bundle(root, contract, cfg=None):
+    """A deployable bundle: the contract's index.js, the library copied into
+    node_modules, and an hp.cfg.override that runs it with node."""
+    assert os.path.isdir(LIB), "run scripts/setup (npm ci in tests/interop) first"
+    b = os.path.join(root, "bundle-" + contract)
+    os.makedirs(os.path.join(b, "node_modules"))
+    shutil.copy(os.path.join(INTEROP, "contracts", contract, "index.js"), b)
+    shutil.copytree(LIB, os.path.join(b, "node_modules", "hotpocket-nodejs-contract"))
+    over = {"contract": {"bin_path": NODE, "bin_args": "index.js", "log": {"enable": True}}}
+    for k, v in (cfg or {}).items():
+        over["contract"][k] = v
+    with open(os.path.join(b, "hp.cfg.override"), "w") as f:
+        json.dump(over, f)
+    return b
+
+
+def deploy(cl, b):
+    for nd in cl.nodes:
+        r = run(HPD, "deploy", nd.dir, b)
+        assert r.returncode == 0, r.stderr
+
+
+def cluster(c, n, contract, cfg=None):
+    # The contract's uid must be able to reach NODE/mnt/state: the case
+    # root is created 0700.
+    os.chmod(c.root, 0o755)
+    cl = Cluster(c, n, roundtime=1000)
+    deploy(cl, bundle(c.root, contract, cfg))
+    cl.start()
+    return cl
+
+
+def state_file(nd, name):
+    with open(os.path.join(nd.dir, "mnt", "state", name)) as f:
+        return f.read()
+
+
+def test_counter_runs_every_ledger_same_state_on_three_nodes():
+    with Case() as c:
+        cl = cluster(c, 3, "counter")
+        cl.wait_ledgers(8, timeout=40)
+        s0 = cl.last_seq(0)
+        wait_for("runner on every node ran >= 5 times",
+                 lambda: all(cl.show(i, "runner")["runs"] >= 5 for i in range(3)), 20, 0.2)
+        for i in range(3):
+            r = cl.show(i, "runner")
+            assert r["last_result"] == "exit 0", r
+            assert r["timeouts"] == 0 and r["failed"] == 0, r
+            assert "contract run for ledger" in cl.nodes[i].log()
+        # runs.txt grows: one line per ledger, with that ledger's sequence.
+        lines = state_file(cl.nodes[0], "runs.txt").splitlines()
+        assert len(lines) >= 5, lines
+        seqs = [int(l.split()[0]) for l in lines]
+        assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs), seqs
+        assert "readonly=false unl=3 users=0" in lines[-1], lines[-1]
+        wait_for("ledger > %d" % (s0 + 3), lambda: cl.last_seq(0) > s0 + 3, 20, 0.2)
+        # The state hash changes with every ledger, and the nodes agree on it.
+        hashes = []
+        for seq in range(s0 - 3, s0 + 1):
+            per = {cl.show(i, "ledger", str(seq))["state_hash"] for i in range(3)}
+            assert len(per) == 1, (seq, per)
+            hashes.append(per.pop())
+        assert len(set(hashes)) == len(hashes), hashes
+        cl.check_no_fork()
+        # The same file content on every node.
+        wait_for("equal runs.txt", lambda: len({state_file(nd, "runs.txt").splitlines()[min(len(lines), 5) - 1]
+                                                for nd in cl.nodes}) == 1, 10, 0.2)
+        for nd in cl.nodes:
+            with open(os.path.join(nd.dir, "log", "contract", "stdout.log")) as f:
+                assert "contract run for ledger" in f.read()
+
+
+def test_hanging_contract_is_killed_at_exec_timeout():
+    with Case() as c:
+        cl = cluster(c, 1, "hang", {"round_limits": {"exec_timeout": 500}})
+        cl.wait_ledgers(4, timeout=30)
+        wait_for("2 timeouts", lambda: cl.show(0, "runner")["timeouts"] >= 2, 20, 0.2)
+        s = cl.last_seq(0)
+        wait_for("rounds go on", lambda: cl.last_seq(0) >= s + 2, 20, 0.2)
+        r = cl.show(0, "runner")
+        assert r["last_result"] == "killed at exec_timeout", r
+        log = cl.nodes[0].log()
+        assert "exec_timeout (500 ms) reached; killing it" in log
+        assert "killed at exec_timeout" in log
+        # What it wrote before the kill was committed.
+        assert len(state_file(cl.nodes[0], "started.txt").splitlines()) >= 2
+
+
+def test_run_still_going_skips_the_next_ledger():
+    with Case() as c:
+        cl = cluster(c, 1, "hang", {"round_limits": {"exec_timeout": 1800}})
+        wait_for("a skipped run", lambda: cl.show(0, "runner")["skipped"] >= 1, 30, 0.2)
+        assert "skipped: the run for ledger" in cl.nodes[0].log()
+        s = cl.last_seq(0)
+        wait_for("rounds go on", lambda: cl.last_seq(0) >= s + 2, 20, 0.2)
+
+
+def test_crashing_contract_is_logged_and_rounds_go_on():
+    with Case() as c:
+        cl = cluster(c, 1, "crash")
+        cl.wait_ledgers(4, timeout=30)
+        wait_for("2 crashes", lambda: cl.show(0, "runner")["runs"] >= 2, 20, 0.2)
+        s = cl.last_seq(0)
+        wait_for("rounds go on", lambda: cl.last_seq(0) >= s + 2, 20, 0.2)
+        r = cl.show(0, "runner")
+        assert r["last_result"] == "exit 1", r
+        assert ": exit 1 in " in cl.nodes[0].log()
+        assert len(state_file(cl.nodes[0], "crashes.txt").splitlines()) >= 2
+
+
+def test_contract_cannot_read_cfg_or_use_the_network():
+    with Case() as c:
+        os.chmod(c.root, 0o755)
+        cl = Cluster(c, 1, roundtime=1000)
+        nd = cl.nodes[0]
+        port = nd.cfg()["mesh"]["port"]
+        env = {"HPD_TEST_CFG": nd.cfg_path, "HPD_TEST_PORT": str(port)}
+        deploy(cl, bundle(c.root, "probe", {"environment": env}))
+        cl.start()
+        # The peer port is reachable from the host...
+        import socket
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        s.close()
+        # ...and not from the contract, which cannot see cfg/ either.
+        p = wait_for("probe.json", lambda: json.loads(state_file(nd, "probe.json")), 30, 0.2)
+        assert p["cfg_abs"] in ("ENOENT", "EACCES"), p
+        assert p["cfg_rel"] in ("ENOENT", "EACCES"), p
+        assert p["connect"] in ("ENETUNREACH", "ECONNREFUSED", "EACCES", "EPERM"), p
+        assert p["connect"] != "connected", p
+        assert p["uid"] != 0, p
+        assert p["child"] == 0 and p["unshare"] not in (0, None), p
+        print("  probe: %s" % json.dumps(p))
+
+
+if __name__ == "__main__":
+    main([
+        test_counter_runs_every_ledger_same_state_on_three_nodes,
+        test_hanging_contract_is_killed_at_exec_timeout,
+        test_run_still_going_skips_the_next_ledger,
+        test_crashing_contract_is_logged_and_rounds_go_on,
+        test_contract_cannot_read_cfg_or_use_the_network,
+    ])

@@ -1,0 +1,477 @@
+/*
+ * runner.c — the contract run after each closed ledger (runner.h).
+ *
+ * One run at a time moves through: SESSION (waiting for the state worker
+ * to open the read-write session), SPAWN (fds handed over, waiting for the
+ * supervisor's pid), RUNNING (until CONTRACT_EXITED; the exec_timeout timer
+ * asks for a SIGKILL), COMMIT (waiting for the committed hashes). Requests
+ * carry the run's id and answers with another id are ignored.
+ */
+#include "runner.h"
+
+#include "err.h"
+#include "hash.h"
+#include "keys.h"
+#include "log.h"
+#include "mpack.h"
+#include "proto.h"
+#include "worker.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Where the contract finds its fds (supervisor/contract.c places them). */
+#define FD_CONTROL 3
+#define FD_NPL 4
+#define FD_USER_IN 5
+
+enum phase { IDLE, SESSION, SPAWN, RUNNING, COMMIT };
+
+static struct {
+	uv_loop_t *loop;
+	const struct hp_config *cfg;
+	int enabled;		/* bin_path usable */
+	uv_timer_t timer;	/* exec_timeout */
+
+	/* the run in progress */
+	enum phase phase;
+	uint32_t id;
+	uint64_t seq, time, start_ms;
+	uint8_t hash[32];
+	int ctl_fd, npl_fd;	/* our ends, kept open while it runs */
+	int timed_out;
+	int spawned;
+	int exited, status;	/* CONTRACT_EXITED: exited normally?, code */
+	uint64_t run_ms;
+
+	/* hpctl show runner */
+	uint64_t runs, timeouts, skipped, failed;
+	uint64_t last_seq, last_ms;
+	char last_result[96];
+	char last_state[9];
+} rn = { .ctl_fd = -1, .npl_fd = -1 };
+
+static uint64_t
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+int
+runner_init(uv_loop_t *loop, const struct hp_config *cfg)
+{
+	rn.loop = loop;
+	rn.cfg = cfg;
+	uv_timer_init(loop, &rn.timer);
+	snprintf(rn.last_result, sizeof(rn.last_result), "none yet");
+	snprintf(rn.last_state, sizeof(rn.last_state), "-");
+	if (!cfg->contract.execute) {
+		log_info("contract.execute is off: the contract does not run");
+		return 0;
+	}
+	if (cfg->contract.bin_path == NULL || cfg->contract.bin_path[0] != '/') {
+		log_warnx("contract.bin_path \"%s\" is not an absolute path:"
+		    " the contract does not run; set it in hp.cfg (e.g."
+		    " \"/usr/bin/node\") or deploy a bundle with an"
+		    " hp.cfg.override", cfg->contract.bin_path ?
+		    cfg->contract.bin_path : "");
+		return 0;
+	}
+	rn.enabled = 1;
+	return 0;
+}
+
+static void
+close_ends(void)
+{
+	if (rn.ctl_fd >= 0)
+		close(rn.ctl_fd);
+	if (rn.npl_fd >= 0)
+		close(rn.npl_fd);
+	rn.ctl_fd = rn.npl_fd = -1;
+}
+
+static void
+send_session(enum hp_session_op op)
+{
+	struct hp_frame f;
+
+	hp_frame_begin(&f, HP_MSG_STATE_SESSION, rn.id, 0);
+	msgpack_pack_map(&f.pk, 1);
+	msgpack_pack_uint32(&f.pk, 1);
+	msgpack_pack_uint64(&f.pk, op);
+	if (hp_worker_send(HP_W_STATE, &f, -1) != 0) {
+		log_warnx("contract run for ledger %llu abandoned: the state"
+		    " worker is not connected", (unsigned long long)rn.seq);
+		rn.failed++;
+		snprintf(rn.last_result, sizeof(rn.last_result), "abandoned:"
+		    " state worker not connected");
+		close_ends();
+		rn.phase = IDLE;
+	}
+}
+
+/* The end of a run, however it went: commit what the contract wrote. */
+static void
+finish(void)
+{
+	uv_timer_stop(&rn.timer);
+	close_ends();
+	rn.phase = COMMIT;
+	send_session(HP_SESSION_COMMIT);
+}
+
+/* ---- the args (§6.3) ---- */
+
+static json_t *
+build_args(const msgpack_object *unl)
+{
+	char hex[65], pk[HP_PK_HEX_LEN + 1];
+	json_t *a = json_object(), *u = json_object();
+
+	hp_hash_hex(rn.hash, 32, hex);
+	json_object_set_new(a, "hp_version", json_string(HP_VERSION_STRING));
+	json_object_set_new(a, "contract_id", json_string(rn.cfg->contract.id));
+	json_object_set_new(a, "public_key",
+	    json_string(rn.cfg->node.public_key_hex));
+	json_object_set_new(a, "timestamp", json_integer((json_int_t)rn.time));
+	json_object_set_new(a, "readonly", json_false());
+	json_object_set_new(a, "lcl_seq_no", json_integer((json_int_t)rn.seq));
+	json_object_set_new(a, "lcl_hash", json_string(hex));
+	json_object_set_new(a, "npl_fd", json_integer(FD_NPL));
+	json_object_set_new(a, "control_fd", json_integer(FD_CONTROL));
+	json_object_set_new(a, "user_in_fd", json_integer(FD_USER_IN));
+	json_object_set_new(a, "users", json_object());
+	for (uint32_t i = 0; unl != NULL && unl->type == MSGPACK_OBJECT_ARRAY &&
+	    i < unl->via.array.size; i++) {
+		const msgpack_object *e = &unl->via.array.ptr[i];
+		if (e->type != MSGPACK_OBJECT_ARRAY || e->via.array.size != 2 ||
+		    e->via.array.ptr[0].type != MSGPACK_OBJECT_BIN ||
+		    e->via.array.ptr[0].via.bin.size != HP_PK_BYTES ||
+		    e->via.array.ptr[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+			continue;
+		hp_pubkey_to_hex((const uint8_t *)e->via.array.ptr[0].via.bin.ptr,
+		    pk);
+		json_t *o = json_object();
+		json_object_set_new(o, "active_on", json_integer(
+		    (json_int_t)e->via.array.ptr[1].via.u64));
+		json_object_set_new(u, pk, o);
+	}
+	json_object_set_new(a, "unl", u);
+	return a;
+}
+
+/* The args JSON in a sealed memfd: no pipe to fill up, no writer to wait. */
+static int
+args_memfd(const char *text)
+{
+	size_t len = strlen(text), off = 0;
+	int fd = memfd_create("hpd-contract-args", MFD_CLOEXEC |
+	    MFD_ALLOW_SEALING);
+
+	if (fd < 0)
+		return HP_EIO;
+	while (off < len) {
+		ssize_t n = write(fd, text + off, len - off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			close(fd);
+			return HP_EIO;
+		}
+		off += (size_t)n;
+	}
+	if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW |
+	    F_SEAL_WRITE | F_SEAL_SEAL) != 0 || lseek(fd, 0, SEEK_SET) != 0) {
+		close(fd);
+		return HP_EIO;
+	}
+	return fd;
+}
+
+static int
+send_fd(int target, int fd)
+{
+	struct hp_frame f;
+
+	hp_frame_begin(&f, HP_MSG_CONTRACT_FD, rn.id, 0);
+	msgpack_pack_map(&f.pk, 1);
+	msgpack_pack_uint32(&f.pk, 1);
+	msgpack_pack_uint64(&f.pk, (uint64_t)target);
+	return hp_worker_send_sup(&f, fd);
+}
+
+static json_t *pending_args;	/* built at RUN, used once the session opens */
+
+/* The session is open: hand the contract's fds over and ask for it. */
+static void
+spawn(void)
+{
+	int ctl[2], npl[2], args, in;
+	char *text = json_dumps(pending_args, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	struct hp_frame f;
+
+	json_decref(pending_args);
+	pending_args = NULL;
+	args = text != NULL ? args_memfd(text) : HP_ENOMEM;
+	free(text);
+	in = memfd_create("hpd-user-inputs", MFD_CLOEXEC);
+	if (args < 0 || in < 0 ||
+	    socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ctl) != 0) {
+		log_warn("contract run for ledger %llu: cannot prepare its fds",
+		    (unsigned long long)rn.seq);
+		if (args >= 0)
+			close(args);
+		if (in >= 0)
+			close(in);
+		rn.failed++;
+		snprintf(rn.last_result, sizeof(rn.last_result), "fds failed");
+		finish();
+		return;
+	}
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, npl) != 0) {
+		log_warn("contract run for ledger %llu: socketpair",
+		    (unsigned long long)rn.seq);
+		close(args); close(in); close(ctl[0]); close(ctl[1]);
+		rn.failed++;
+		snprintf(rn.last_result, sizeof(rn.last_result), "fds failed");
+		finish();
+		return;
+	}
+	rn.ctl_fd = ctl[0];
+	rn.npl_fd = npl[0];
+	send_fd(0, args);
+	send_fd(FD_CONTROL, ctl[1]);
+	send_fd(FD_NPL, npl[1]);
+	send_fd(FD_USER_IN, in);
+	hp_frame_begin(&f, HP_MSG_SPAWN_CONTRACT, rn.id, 0);
+	msgpack_pack_map(&f.pk, 1);
+	msgpack_pack_uint32(&f.pk, 1);
+	msgpack_pack_uint64(&f.pk, rn.seq);
+	hp_worker_send_sup(&f, -1);
+	rn.phase = SPAWN;
+	rn.start_ms = mono_ms();
+}
+
+void
+runner_on_run(const msgpack_object *body)
+{
+	const msgpack_object *h;
+	uint64_t seq = 0, t = 0;
+
+	if (!rn.enabled)
+		return;
+	if (hp_mpack_u64(body, 1, &seq) != 0 || hp_mpack_u64(body, 3, &t) != 0 ||
+	    (h = hp_mpack_get(body, 2)) == NULL ||
+	    h->type != MSGPACK_OBJECT_BIN || h->via.bin.size != 32) {
+		log_warnx("malformed RUN from consensus; ignored");
+		return;
+	}
+	if (rn.phase != IDLE) {
+		rn.skipped++;
+		log_warnx("contract run for ledger %llu skipped: the run for"
+		    " ledger %llu is still going", (unsigned long long)seq,
+		    (unsigned long long)rn.seq);
+		return;
+	}
+	rn.id++;
+	rn.seq = seq;
+	rn.time = t;
+	memcpy(rn.hash, h->via.bin.ptr, 32);
+	rn.timed_out = rn.spawned = rn.exited = 0;
+	rn.status = 0;
+	rn.run_ms = 0;
+	json_decref(pending_args);
+	pending_args = build_args(hp_mpack_get(body, 4));
+	rn.phase = SESSION;
+	send_session(HP_SESSION_BEGIN);
+}
+
+static void
+timeout_cb(uv_timer_t *t)
+{
+	struct hp_frame f;
+
+	(void)t;
+	if (rn.phase != RUNNING && rn.phase != SPAWN)
+		return;
+	rn.timed_out = 1;
+	log_warnx("contract run for ledger %llu: exec_timeout (%llu ms)"
+	    " reached; killing it", (unsigned long long)rn.seq,
+	    (unsigned long long)rn.cfg->contract.round_limits.exec_timeout);
+	hp_frame_begin(&f, HP_MSG_KILL_CONTRACT, rn.id, 0);
+	msgpack_pack_map(&f.pk, 0);
+	hp_worker_send_sup(&f, -1);
+}
+
+void
+runner_on_session(struct hp_msg *m)
+{
+	const msgpack_object *s;
+	bool ok = false;
+	char err[160] = "";
+
+	if (m->id != rn.id || (rn.phase != SESSION && rn.phase != COMMIT))
+		return;
+	(void)hp_mpack_bool(m->body, 1, &ok);
+	(void)hp_mpack_str(m->body, 4, err, sizeof(err));
+	if (rn.phase == SESSION) {
+		if (!ok) {
+			log_warnx("contract run for ledger %llu skipped: %s",
+			    (unsigned long long)rn.seq, err);
+			rn.skipped++;
+			json_decref(pending_args);
+			pending_args = NULL;
+			rn.phase = IDLE;
+			return;
+		}
+		spawn();
+		return;
+	}
+	/* COMMIT: the run is over. */
+	rn.phase = IDLE;
+	rn.last_seq = rn.seq;
+	rn.last_ms = rn.run_ms;
+	if ((s = hp_mpack_get(m->body, 2)) != NULL &&
+	    s->type == MSGPACK_OBJECT_BIN && s->via.bin.size == 32) {
+		char hex[65];
+		hp_hash_hex((const uint8_t *)s->via.bin.ptr, 32, hex);
+		memcpy(rn.last_state, hex, 8);
+		rn.last_state[8] = '\0';
+	}
+	if (!ok)
+		log_warnx("contract run for ledger %llu: commit failed: %s",
+		    (unsigned long long)rn.seq, err);
+	if (!rn.spawned)
+		return;		/* said when the spawn failed */
+	if (rn.timed_out)
+		log_warnx("contract run for ledger %llu: killed at exec_timeout"
+		    " after %llu ms (state:%s)", (unsigned long long)rn.seq,
+		    (unsigned long long)rn.run_ms, rn.last_state);
+	else if (rn.exited && rn.status == 0)
+		log_info("contract run for ledger %llu: exit 0 in %llu ms"
+		    " (state:%s)", (unsigned long long)rn.seq,
+		    (unsigned long long)rn.run_ms, rn.last_state);
+	else
+		log_warnx("contract run for ledger %llu: %s %d in %llu ms"
+		    " (state:%s)", (unsigned long long)rn.seq, rn.exited ?
+		    "exit" : "killed by signal", rn.status,
+		    (unsigned long long)rn.run_ms, rn.last_state);
+}
+
+void
+runner_on_sup(struct hp_msg *m)
+{
+	char err[160] = "";
+	uint64_t v = 0;
+	bool exited = false;
+
+	if (m->id != rn.id)
+		return;
+	if (m->type == HP_MSG_CONTRACT_SPAWNED && rn.phase == SPAWN) {
+		if (hp_mpack_u64(m->body, 1, &v) != 0) {
+			(void)hp_mpack_str(m->body, 2, err, sizeof(err));
+			log_warnx("contract run for ledger %llu: not started:"
+			    " %s", (unsigned long long)rn.seq, err);
+			rn.failed++;
+			snprintf(rn.last_result, sizeof(rn.last_result),
+			    "not started: %s", err);
+			finish();
+			return;
+		}
+		rn.spawned = 1;
+		rn.phase = RUNNING;
+		rn.runs++;
+		log_debug("contract run for ledger %llu: pid %llu",
+		    (unsigned long long)rn.seq, (unsigned long long)v);
+		if (rn.cfg->contract.round_limits.exec_timeout > 0)
+			uv_timer_start(&rn.timer, timeout_cb,
+			    rn.cfg->contract.round_limits.exec_timeout, 0);
+		return;
+	}
+	if (m->type == HP_MSG_CONTRACT_EXITED && rn.phase == RUNNING) {
+		(void)hp_mpack_bool(m->body, 1, &exited);
+		(void)hp_mpack_u64(m->body, 2, &v);
+		rn.exited = exited;
+		rn.status = (int)v;
+		if (hp_mpack_u64(m->body, 3, &rn.run_ms) != 0)
+			rn.run_ms = mono_ms() - rn.start_ms;
+		if (rn.timed_out) {
+			rn.timeouts++;
+			snprintf(rn.last_result, sizeof(rn.last_result),
+			    "killed at exec_timeout");
+		} else
+			snprintf(rn.last_result, sizeof(rn.last_result), "%s %d",
+			    exited ? "exit" : "killed by signal", rn.status);
+		finish();
+	}
+}
+
+void
+runner_state_down(void)
+{
+	if (rn.phase == SESSION || rn.phase == COMMIT) {
+		log_warnx("contract run for ledger %llu: the state worker went"
+		    " away; its session is lost", (unsigned long long)rn.seq);
+		json_decref(pending_args);
+		pending_args = NULL;
+		rn.failed++;
+		rn.phase = IDLE;
+	}
+	/* SPAWN/RUNNING: the commit after the exit fails and is logged. */
+}
+
+static void
+kv_str(msgpack_packer *pk, const char *k, const char *v)
+{
+	hp_mpack_pack_cstr(pk, k);
+	hp_mpack_pack_cstr(pk, v);
+}
+
+static void
+kv_u64(msgpack_packer *pk, const char *k, uint64_t v)
+{
+	hp_mpack_pack_cstr(pk, k);
+	msgpack_pack_uint64(pk, v);
+}
+
+void
+runner_show(msgpack_packer *pk)
+{
+	static const char *const names[] = { "idle", "opening state session",
+		"spawning", "running", "committing" };
+
+	msgpack_pack_map(pk, 11);
+	kv_str(pk, "contract", !rn.cfg->contract.execute ? "off (execute"
+	    " false)" : rn.enabled ? "on" : "off (bin_path not absolute)");
+	kv_str(pk, "phase", names[rn.phase]);
+	kv_u64(pk, "current_ledger", rn.phase != IDLE ? rn.seq : 0);
+	kv_u64(pk, "runs", rn.runs);
+	kv_u64(pk, "timeouts", rn.timeouts);
+	kv_u64(pk, "skipped", rn.skipped);
+	kv_u64(pk, "failed", rn.failed);
+	kv_u64(pk, "last_ledger", rn.last_seq);
+	kv_str(pk, "last_result", rn.last_result);
+	kv_u64(pk, "last_duration_ms", rn.last_ms);
+	kv_str(pk, "last_state_hash", rn.last_state);
+}
+
+void
+runner_shutdown(void)
+{
+	uv_timer_stop(&rn.timer);
+	close_ends();
+	json_decref(pending_args);
+	pending_args = NULL;
+}
