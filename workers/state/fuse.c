@@ -223,6 +223,13 @@ op_init(void *userdata, struct fuse_conn_info *conn)
 	 * bits itself through setattr. */
 	conn->want &= ~(unsigned)(FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE |
 	    FUSE_CAP_SPLICE_MOVE | FUSE_CAP_HANDLE_KILLPRIV);
+	/*
+	 * Without this the kernel asks for the attributes again before every
+	 * read (attr_timeout is 0), doubling the requests per read. Page
+	 * caches are dropped at every open (keep_cache = 0), which is where
+	 * a new view becomes visible.
+	 */
+	conn->want &= ~(unsigned)FUSE_CAP_AUTO_INVAL_DATA;
 	log_info("statefs mounted: FUSE protocol %u.%u", conn->proto_major,
 	    conn->proto_minor);
 }
