@@ -39,6 +39,8 @@ static const char usage_text[] =
     "  show ledger [SEQ]           the last closed ledger, or ledger SEQ\n"
     "  show peers                  peer connections and counters\n"
     "  show state | show sync      state hashes and store; state sync progress\n"
+    "  show runner                 contract runs: last run, timeouts, skips\n"
+    "  state begin|commit|abort    a state session by hand (test hooks only)\n"
     "\n"
     "WORKER is one of consensus, peer, state, gateway, runner.\n"
     "The node directory is DIR (default: $HPD_DIR, else the current\n"
