@@ -195,6 +195,66 @@ def test_erofs_outside_a_session_and_abort_discards():
         assert rc == 1 and "no state session" in out["message"], out
 
 
+def test_abort_invalidates_what_the_kernel_cached():
+    # The kernel keeps page caches across opens and attributes for a
+    # while; an abort changes the content behind its back, so what it
+    # cached must go: same-size rewrites (page cache) and size changes.
+    with StateCase() as c:
+        n = c.node()
+        start(n)
+        f, g = mnt(n, "state", "f"), mnt(n, "state", "g")
+        session(n, "begin")
+        with open(f, "w") as fh:
+            fh.write("committed-1")
+        with open(g, "w") as fh:
+            fh.write("short")
+        session(n, "commit")
+        for _ in range(2):      # cached, and read from the cache
+            with open(f) as fh:
+                assert fh.read() == "committed-1"
+            with open(g) as fh:
+                assert fh.read() == "short"
+            assert os.stat(g).st_size == 5
+        session(n, "begin")
+        with open(f, "r+") as fh:
+            fh.write("uncommitted")
+        with open(g, "a") as fh:
+            fh.write(" and longer")
+        with open(f) as fh:
+            assert fh.read() == "uncommitted"
+        assert os.stat(g).st_size == 16
+        session(n, "abort")
+        assert os.stat(g).st_size == 5
+        with open(f) as fh:
+            assert fh.read() == "committed-1"
+        with open(g) as fh:
+            assert fh.read() == "short"
+
+
+def test_sync_invalidates_what_the_kernel_cached():
+    # Node 2 reads (and caches) the state, then syncs to a change made on
+    # the other two while its mount stays up: it must read the new state.
+    import test_state_sync as ts
+    with ts.StateCase() as c:
+        cl = ts.start_cluster(c, 3)
+        n0, n1, n2 = cl.nodes
+        h1 = ts.same_change(cl.nodes, ts.tree_v1)
+        for n in cl.nodes:
+            ts.wait_ledger_hash(n, h1)
+        for _ in range(2):
+            v1 = ts.snapshot(mnt(n2, "state"))
+        def v2(d):
+            ts.tree_v2(d)
+            with open(os.path.join(d, "a.txt"), "r+") as f:
+                f.write("HELLO")    # same size: only the page cache differs
+        h2 = ts.same_change([n0, n1], v2, quiet=True)
+        assert h2 != h1
+        ts.wait_synced(n2, h2, 60)
+        assert ts.same_files(n0, n2) != v1
+        with open(mnt(n2, "state", "a.txt")) as f:
+            assert f.read() == "HELLO world\n"
+
+
 def test_unsupported_operations_fail_clearly():
     with StateCase() as c:
         n = c.node()
@@ -309,6 +369,8 @@ if __name__ == "__main__":
     main([
         test_real_programs_same_hash_on_three_nodes,
         test_erofs_outside_a_session_and_abort_discards,
+        test_abort_invalidates_what_the_kernel_cached,
+        test_sync_invalidates_what_the_kernel_cached,
         test_unsupported_operations_fail_clearly,
         test_sessions_need_test_hooks,
         test_state_survives_restart_and_kill_9,

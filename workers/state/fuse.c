@@ -44,7 +44,15 @@
 struct lkslot {
 	uint64_t ino;
 	uint64_t n;
+	uint64_t gen;		/* f.gen when the kernel's page cache of this
+				 * inode was last known to match the view */
 };
+
+/* Seconds the kernel may keep attributes; sfuse_invalidate() drops them
+ * at once when the content changes behind the kernel's back. Entries are
+ * not cached (entry_timeout 0): invalidating them means taking directory
+ * locks in the kernel, which could deadlock a single-threaded server. */
+#define ATTR_TIMEOUT 1.0
 
 static struct {
 	struct fuse_session *se;
@@ -58,6 +66,7 @@ static struct {
 	struct lkslot *lk;
 	unsigned lkbits;
 	size_t lkused;
+	uint64_t gen;		/* bumped by sfuse_invalidate() */
 } f = { .fd = -1 };
 
 /* ---- lookup counts ---- */
@@ -106,8 +115,10 @@ lk_add(uint64_t ino)
 			f.lk[i].n++;
 			return;
 		}
+	/* A new kernel inode starts with an empty page cache. */
 	f.lk[i].ino = ino;
 	f.lk[i].n = 1;
+	f.lk[i].gen = f.gen;
 	f.lkused++;
 }
 
@@ -137,6 +148,29 @@ lk_forget(uint64_t ino, uint64_t n)
 			i = j;
 		}
 	}
+}
+
+/*
+ * Whether the kernel may keep the page cache of ino at this open: yes
+ * unless the content changed behind its back (sfuse_invalidate()) since
+ * the cache was last dropped. Dropping it here, at open, needs no page
+ * locks from this thread, so a read in flight cannot deadlock us.
+ */
+static int
+lk_keep_cache(uint64_t ino)
+{
+	size_t mask, i;
+
+	if (f.lk == NULL)
+		return 0;
+	mask = ((size_t)1 << f.lkbits) - 1;
+	for (i = lk_home(ino); f.lk[i].ino != ino; i = (i + 1) & mask)
+		if (f.lk[i].ino == 0)
+			return 0;
+	if (f.lk[i].gen == f.gen)
+		return 1;
+	f.lk[i].gen = f.gen;
+	return 0;
 }
 
 /* ---- helpers ---- */
@@ -207,7 +241,7 @@ reply_entry(fuse_req_t req, const struct sfs_attr *a)
 
 	memset(&e, 0, sizeof(e));
 	e.ino = a->ino;
-	e.attr_timeout = 0;
+	e.attr_timeout = ATTR_TIMEOUT;
 	e.entry_timeout = 0;
 	to_stat(req, a, &e.attr);
 	if (fuse_reply_entry(req, &e) == 0)
@@ -225,9 +259,9 @@ op_init(void *userdata, struct fuse_conn_info *conn)
 	    FUSE_CAP_SPLICE_MOVE | FUSE_CAP_HANDLE_KILLPRIV);
 	/*
 	 * Without this the kernel asks for the attributes again before every
-	 * read (attr_timeout is 0), doubling the requests per read. Page
-	 * caches are dropped at every open (keep_cache = 0), which is where
-	 * a new view becomes visible.
+	 * read, doubling the requests per read. A page cache is kept across
+	 * opens unless sfuse_invalidate() came since: then it is dropped at
+	 * the next open, which is where a new view becomes visible.
 	 */
 	conn->want &= ~(unsigned)FUSE_CAP_AUTO_INVAL_DATA;
 	log_info("statefs mounted: FUSE protocol %u.%u", conn->proto_major,
@@ -279,7 +313,7 @@ op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	to_stat(req, &a, &st);
-	fuse_reply_attr(req, &st, 0);
+	fuse_reply_attr(req, &st, ATTR_TIMEOUT);
 }
 
 static void
@@ -335,7 +369,7 @@ op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 		return;
 	}
 	to_stat(req, &out, &st);
-	fuse_reply_attr(req, &st, 0);
+	fuse_reply_attr(req, &st, ATTR_TIMEOUT);
 }
 
 static void
@@ -487,7 +521,7 @@ op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		}
 	}
 	fi->fh = 0;
-	fi->keep_cache = 0;
+	fi->keep_cache = lk_keep_cache(ino);
 	fuse_reply_open(req, fi);
 }
 
@@ -508,9 +542,10 @@ op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 	}
 	memset(&e, 0, sizeof(e));
 	e.ino = a.ino;
+	e.attr_timeout = ATTR_TIMEOUT;
 	to_stat(req, &a, &e.attr);
 	fi->fh = 0;
-	fi->keep_cache = 0;
+	fi->keep_cache = 0;	/* a new inode: nothing cached yet */
 	if (fuse_reply_create(req, &e, fi) == 0)
 		lk_add(a.ino);
 }
@@ -892,6 +927,24 @@ void
 sfuse_set_view(struct sfs_view *v)
 {
 	f.v = v;
+}
+
+void
+sfuse_invalidate(void)
+{
+	size_t cap;
+
+	f.gen++;	/* page caches are dropped at each inode's next open */
+	if (!f.serving || f.unmounted || f.lk == NULL)
+		return;
+	/* Attributes only (offset < 0): no page locks are taken, so this
+	 * cannot wait on a request this thread has yet to serve. */
+	fuse_lowlevel_notify_inval_inode(f.se, FUSE_ROOT_ID, -1, 0);
+	cap = (size_t)1 << f.lkbits;
+	for (size_t i = 0; i < cap; i++)
+		if (f.lk[i].ino != 0)
+			fuse_lowlevel_notify_inval_inode(f.se, f.lk[i].ino,
+			    -1, 0);
 }
 
 void

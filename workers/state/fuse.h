@@ -10,8 +10,13 @@
  *
  * Every request is served from one view (store.h), chosen by the caller
  * with sfuse_set_view(): the read-write session while one is open, else a
- * read-only view of the committed state. Attribute and entry timeouts are
- * 0, so a commit, an abort or a view switch is visible at once.
+ * read-only view of the committed state. Entries are not cached; the
+ * kernel keeps attributes (1 s) and page caches (across opens). Writes
+ * through the mount keep them right; whenever the content changes by any
+ * other way (an aborted session, a failed commit, a sync commit) the
+ * caller calls sfuse_invalidate() after sfuse_set_view(): attributes are
+ * dropped at once, and each file's page cache at its next open (as
+ * before, a descriptor already open may keep reading what it cached).
  *
  * Ownership: the caller keeps struct sfs and the views; sfuse_set_view()
  * only borrows the view until the next call.
@@ -32,6 +37,8 @@ int sfuse_prepare(struct sfs *s);
  * of fd. 0, HP_EEXIST (already serving) or HP_EIO. */
 int sfuse_start(uv_loop_t *loop, int fd);
 void sfuse_set_view(struct sfs_view *v);
+/* The content changed behind the kernel's back: drop what it cached. */
+void sfuse_invalidate(void);
 /* Stop serving (shutdown); the supervisor unmounts. */
 void sfuse_stop(void);
 

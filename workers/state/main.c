@@ -132,6 +132,7 @@ session_commit(char *msg, size_t msgsize)
 	if (r != 0) {
 		sfs_hashes(st.store, st.state, st.patch);
 		switch_view();
+		sfuse_invalidate();	/* back at the last commit */
 		log_warnx("state commit failed: %s; the state stays at the"
 		    " last commit", hp_strerror(r));
 		snprintf(msg, msgsize, "commit failed: %s; the state stays at"
@@ -160,6 +161,7 @@ session_abort(char *msg, size_t msgsize)
 	st.rw = NULL;
 	st.aborts++;
 	switch_view();
+	sfuse_invalidate();	/* back at the last commit */
 	log_info("state session aborted: back at the last commit");
 	snprintf(msg, msgsize, "aborted: the state is back at the last commit");
 	return 0;
@@ -350,6 +352,7 @@ sync_committed(const uint8_t state[32], const uint8_t patch[32])
 	memcpy(st.patch, patch, 32);
 	st.commits++;
 	switch_view();
+	sfuse_invalidate();	/* changed behind the kernel's back */
 	send_hashes();
 }
 
