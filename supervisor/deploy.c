@@ -25,7 +25,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -247,20 +246,6 @@ copy_tree(struct sfs_view *v, uint64_t parent, const char *src, int top,
 	return r;
 }
 
-static int
-is_running(const char *dir)
-{
-	char path[PATH_MAX];
-	int fd, busy;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, HPD_LOCK_REL);
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-		return 0;
-	busy = flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK;
-	close(fd);
-	return busy;
-}
-
 int
 node_deploy(const char *dir, const char *bundle)
 {
@@ -279,7 +264,7 @@ node_deploy(const char *dir, const char *bundle)
 		    bundle, OVERRIDE);
 		return 1;
 	}
-	if (is_running(dir)) {
+	if (node_is_running(dir)) {
 		fprintf(stderr, "hpd deploy: the node in %s is running; stop it"
 		    " first\n", dir);
 		return 1;

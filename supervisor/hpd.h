@@ -28,6 +28,7 @@
 int node_new(const char *dir);
 int node_check_config(const char *dir, int quiet);
 int node_rekey(const char *dir);
+int node_is_running(const char *dir);
 /* deploy.c: put a contract bundle into a stopped node's state. */
 int node_deploy(const char *dir, const char *bundle);
 /* Load DIR/cfg/hp.cfg, printing every diagnostic to stderr. */

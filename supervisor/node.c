@@ -204,8 +204,8 @@ node_check_config(const char *dir, int quiet)
 	return 0;
 }
 
-/* Refuse to change keys under a running node. */
-static int
+/* Whether an hpd holds the node's lock (a running node). */
+int
 node_is_running(const char *dir)
 {
 	char path[PATH_MAX];
