@@ -236,3 +236,46 @@ hp_mpack_pack_cstr(msgpack_packer *pk, const char *s)
 	msgpack_pack_str(pk, n);
 	msgpack_pack_str_body(pk, s, n);
 }
+
+void
+hp_mpack_kv_str(msgpack_packer *pk, const char *k, const char *v)
+{
+	hp_mpack_pack_cstr(pk, k);
+	if (v == NULL)
+		msgpack_pack_nil(pk);
+	else
+		hp_mpack_pack_cstr(pk, v);
+}
+
+void
+hp_mpack_kv_u64(msgpack_packer *pk, const char *k, uint64_t v)
+{
+	hp_mpack_pack_cstr(pk, k);
+	msgpack_pack_uint64(pk, v);
+}
+
+void
+hp_mpack_kv_bool(msgpack_packer *pk, const char *k, bool v)
+{
+	hp_mpack_pack_cstr(pk, k);
+	if (v)
+		msgpack_pack_true(pk);
+	else
+		msgpack_pack_false(pk);
+}
+
+void
+hp_mpack_kv_hex(msgpack_packer *pk, const char *k, const uint8_t *h, size_t n)
+{
+	static const char digits[] = "0123456789abcdef";
+	char hex[2 * 64 + 1];
+
+	if (n > 64)
+		n = 64;
+	for (size_t i = 0; i < n; i++) {
+		hex[2 * i] = digits[h[i] >> 4];
+		hex[2 * i + 1] = digits[h[i] & 15];
+	}
+	hex[2 * n] = '\0';
+	hp_mpack_kv_str(pk, k, hex);
+}

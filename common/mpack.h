@@ -44,4 +44,12 @@ int hp_mpack_str(const msgpack_object *map, uint64_t key, char *out,
 /* Pack a NUL-terminated string. */
 void hp_mpack_pack_cstr(msgpack_packer *pk, const char *s);
 
+/* One "key": value pair of a map with string keys (hpctl show replies). */
+void hp_mpack_kv_str(msgpack_packer *pk, const char *k, const char *v);	/* NULL → nil */
+void hp_mpack_kv_u64(msgpack_packer *pk, const char *k, uint64_t v);
+void hp_mpack_kv_bool(msgpack_packer *pk, const char *k, bool v);
+/* n bytes as lower-case hex (n <= 64). */
+void hp_mpack_kv_hex(msgpack_packer *pk, const char *k, const uint8_t *h,
+    size_t n);
+
 #endif

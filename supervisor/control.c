@@ -71,42 +71,25 @@ reply(struct ctl_conn *c, uint32_t id, unsigned code, const char *msg,
 }
 
 static void
-kv_str(msgpack_packer *pk, const char *k, const char *v)
-{
-	hp_mpack_pack_cstr(pk, k);
-	if (v == NULL)
-		msgpack_pack_nil(pk);
-	else
-		hp_mpack_pack_cstr(pk, v);
-}
-
-static void
-kv_u64(msgpack_packer *pk, const char *k, uint64_t v)
-{
-	hp_mpack_pack_cstr(pk, k);
-	msgpack_pack_uint64(pk, v);
-}
-
-static void
 pack_worker(msgpack_packer *pk, struct worker *w, uint64_t now)
 {
 	int nch = 0;
 
 	msgpack_pack_map(pk, 11);
-	kv_str(pk, "name", w->name);
-	kv_str(pk, "state", wstate_name(w->state));
-	kv_u64(pk, "pid", (uint64_t)w->pid);
-	kv_u64(pk, "uid", (uint64_t)w->ids.uid);
-	kv_u64(pk, "uptime_ms", w->pid > 0 ? now - w->started_ms : 0);
-	kv_u64(pk, "restarts", w->restarts);
-	kv_str(pk, "last_exit", w->last_exit);
+	hp_mpack_kv_str(pk, "name", w->name);
+	hp_mpack_kv_str(pk, "state", wstate_name(w->state));
+	hp_mpack_kv_u64(pk, "pid", (uint64_t)w->pid);
+	hp_mpack_kv_u64(pk, "uid", (uint64_t)w->ids.uid);
+	hp_mpack_kv_u64(pk, "uptime_ms", w->pid > 0 ? now - w->started_ms : 0);
+	hp_mpack_kv_u64(pk, "restarts", w->restarts);
+	hp_mpack_kv_str(pk, "last_exit", w->last_exit);
 	hp_mpack_pack_cstr(pk, "last_exit_sigsys");
 	if (w->last_exit_sigsys)
 		msgpack_pack_true(pk);
 	else
 		msgpack_pack_false(pk);
-	kv_u64(pk, "deaths_recent", w->ndeaths < 8 ? w->ndeaths : 8);
-	kv_u64(pk, "retry_in_ms", w->state == WS_BACKOFF &&
+	hp_mpack_kv_u64(pk, "deaths_recent", w->ndeaths < 8 ? w->ndeaths : 8);
+	hp_mpack_kv_u64(pk, "retry_in_ms", w->state == WS_BACKOFF &&
 	    w->next_start_ms > now ? w->next_start_ms - now : 0);
 	hp_mpack_pack_cstr(pk, "channels");
 	for (int i = 0; i < HP_W_COUNT; i++)
@@ -127,14 +110,14 @@ pack_status(msgpack_packer *pk, void *arg)
 	for (int i = 0; i < HP_W_COUNT; i++)
 		ready += sv.w[i].state == WS_READY;
 	msgpack_pack_map(pk, 9);
-	kv_str(pk, "version", HPD_VERSION);
-	kv_str(pk, "dir", sv.dir);
-	kv_u64(pk, "pid", (uint64_t)getpid());
-	kv_u64(pk, "uptime_ms", now - sv.start_ms);
-	kv_str(pk, "privsep", sv.privsep ? "full" : "development");
-	kv_str(pk, "public_key", sv.cfg.node.public_key_hex);
-	kv_str(pk, "contract_id", sv.cfg.contract.id);
-	kv_u64(pk, "workers_ready", (uint64_t)ready);
+	hp_mpack_kv_str(pk, "version", HPD_VERSION);
+	hp_mpack_kv_str(pk, "dir", sv.dir);
+	hp_mpack_kv_u64(pk, "pid", (uint64_t)getpid());
+	hp_mpack_kv_u64(pk, "uptime_ms", now - sv.start_ms);
+	hp_mpack_kv_str(pk, "privsep", sv.privsep ? "full" : "development");
+	hp_mpack_kv_str(pk, "public_key", sv.cfg.node.public_key_hex);
+	hp_mpack_kv_str(pk, "contract_id", sv.cfg.contract.id);
+	hp_mpack_kv_u64(pk, "workers_ready", (uint64_t)ready);
 	hp_mpack_pack_cstr(pk, "workers");
 	msgpack_pack_array(pk, HP_W_COUNT);
 	for (int i = 0; i < HP_W_COUNT; i++)

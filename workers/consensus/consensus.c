@@ -768,44 +768,21 @@ sibling_up(int id)
 /* ---- hpctl show ---- */
 
 static void
-kv_str(msgpack_packer *pk, const char *k, const char *v)
-{
-	hp_mpack_pack_cstr(pk, k);
-	hp_mpack_pack_cstr(pk, v);
-}
-
-static void
-kv_u64(msgpack_packer *pk, const char *k, uint64_t v)
-{
-	hp_mpack_pack_cstr(pk, k);
-	msgpack_pack_uint64(pk, v);
-}
-
-static void
-kv_hex(msgpack_packer *pk, const char *k, const uint8_t *h, size_t n)
-{
-	char hex[2 * 64 + 1];
-
-	hp_hash_hex(h, n, hex);
-	kv_str(pk, k, hex);
-}
-
-static void
 pack_ledger(msgpack_packer *pk, const struct hp_ledger *l)
 {
 	msgpack_pack_map(pk, 13);
-	kv_u64(pk, "seq", l->seq);
-	kv_hex(pk, "hash", l->hash, 32);
-	kv_hex(pk, "prev_hash", l->prev_hash, 32);
-	kv_u64(pk, "time", l->time);
-	kv_hex(pk, "state_hash", l->state_hash, 32);
-	kv_hex(pk, "patch_hash", l->patch_hash, 32);
-	kv_hex(pk, "membership_hash", l->membership_hash, 32);
-	kv_hex(pk, "nonce", l->nonce, 32);
-	kv_hex(pk, "user_hash", l->user_hash, 32);
-	kv_hex(pk, "input_hash", l->input_hash, 32);
-	kv_hex(pk, "output_hash", l->output_hash, 32);
-	kv_u64(pk, "signatures", l->nsigs);
+	hp_mpack_kv_u64(pk, "seq", l->seq);
+	hp_mpack_kv_hex(pk, "hash", l->hash, 32);
+	hp_mpack_kv_hex(pk, "prev_hash", l->prev_hash, 32);
+	hp_mpack_kv_u64(pk, "time", l->time);
+	hp_mpack_kv_hex(pk, "state_hash", l->state_hash, 32);
+	hp_mpack_kv_hex(pk, "patch_hash", l->patch_hash, 32);
+	hp_mpack_kv_hex(pk, "membership_hash", l->membership_hash, 32);
+	hp_mpack_kv_hex(pk, "nonce", l->nonce, 32);
+	hp_mpack_kv_hex(pk, "user_hash", l->user_hash, 32);
+	hp_mpack_kv_hex(pk, "input_hash", l->input_hash, 32);
+	hp_mpack_kv_hex(pk, "output_hash", l->output_hash, 32);
+	hp_mpack_kv_u64(pk, "signatures", l->nsigs);
 	hp_mpack_pack_cstr(pk, "signers");
 	msgpack_pack_array(pk, l->nsigs);
 	for (uint32_t i = 0; i < l->nsigs; i++) {
@@ -871,31 +848,31 @@ pack_consensus(msgpack_packer *pk)
 			live++;
 	}
 	msgpack_pack_map(pk, 22);
-	kv_str(pk, "lock", st.locked ? "locked" : "none");
-	kv_hex(pk, "state_hash", cs.state_hash, 32);
-	kv_hex(pk, "patch_hash", cs.patch_hash, 32);
-	kv_u64(pk, "unreliable_rounds", st.unreliable_rounds);
-	kv_u64(pk, "close_latency_p50_ms", latency_pct(50));
-	kv_u64(pk, "close_latency_p99_ms", latency_pct(99));
-	kv_str(pk, "role", cs.cfg->node.role == HP_ROLE_OBSERVER ?
+	hp_mpack_kv_str(pk, "lock", st.locked ? "locked" : "none");
+	hp_mpack_kv_hex(pk, "state_hash", cs.state_hash, 32);
+	hp_mpack_kv_hex(pk, "patch_hash", cs.patch_hash, 32);
+	hp_mpack_kv_u64(pk, "unreliable_rounds", st.unreliable_rounds);
+	hp_mpack_kv_u64(pk, "close_latency_p50_ms", latency_pct(50));
+	hp_mpack_kv_u64(pk, "close_latency_p99_ms", latency_pct(99));
+	hp_mpack_kv_str(pk, "role", cs.cfg->node.role == HP_ROLE_OBSERVER ?
 	    "observer" : in_unl(cs.cfg->node.keys.pk) ? "validator" :
 	    "observer (not in the UNL)");
-	kv_u64(pk, "round_start", st.round);
-	kv_u64(pk, "stage", st.stage);
-	kv_str(pk, "vote_status", vote_name(st.vote));
-	kv_u64(pk, "lcl_seq", st.lcl_seq);
-	kv_hex(pk, "lcl_hash", st.lcl_hash, 32);
-	kv_u64(pk, "roundtime", cs.cfg->contract.consensus.roundtime);
-	kv_u64(pk, "threshold", cs.cfg->contract.consensus.threshold);
-	kv_u64(pk, "quorum", hp_close_quorum(
+	hp_mpack_kv_u64(pk, "round_start", st.round);
+	hp_mpack_kv_u64(pk, "stage", st.stage);
+	hp_mpack_kv_str(pk, "vote_status", vote_name(st.vote));
+	hp_mpack_kv_u64(pk, "lcl_seq", st.lcl_seq);
+	hp_mpack_kv_hex(pk, "lcl_hash", st.lcl_hash, 32);
+	hp_mpack_kv_u64(pk, "roundtime", cs.cfg->contract.consensus.roundtime);
+	hp_mpack_kv_u64(pk, "threshold", cs.cfg->contract.consensus.threshold);
+	hp_mpack_kv_u64(pk, "quorum", hp_close_quorum(
 	    (uint32_t)cs.cfg->contract.consensus.threshold, cs.unl_n));
-	kv_u64(pk, "unl_live", live);
-	kv_u64(pk, "ledgers_closed", cs.ledgers_closed);
-	kv_u64(pk, "ledgers_synced", cs.ledgers_synced);
-	kv_u64(pk, "proposals_in", cs.props_in);
-	kv_u64(pk, "proposals_dropped", cs.props_bad + cs.props_not_unl +
+	hp_mpack_kv_u64(pk, "unl_live", live);
+	hp_mpack_kv_u64(pk, "ledgers_closed", cs.ledgers_closed);
+	hp_mpack_kv_u64(pk, "ledgers_synced", cs.ledgers_synced);
+	hp_mpack_kv_u64(pk, "proposals_in", cs.props_in);
+	hp_mpack_kv_u64(pk, "proposals_dropped", cs.props_bad + cs.props_not_unl +
 	    cs.props_stale + cs.props_replayed);
-	kv_str(pk, "sync", cs.syncing ? "ledger" : "idle");
+	hp_mpack_kv_str(pk, "sync", cs.syncing ? "ledger" : "idle");
 	hp_mpack_pack_cstr(pk, "unl");
 	msgpack_pack_array(pk, cs.unl_n);
 	for (uint32_t i = 0; i < cs.unl_n; i++) {
@@ -908,12 +885,12 @@ pack_consensus(msgpack_packer *pk)
 			if (memcmp(st.members[j].pubkey, k, HP_PK_BYTES) == 0)
 				ms = &st.members[j];
 		msgpack_pack_map(pk, 4);
-		kv_str(pk, "key", hex);
-		kv_str(pk, "link", self ? "self" : is_connected(k) ?
+		hp_mpack_kv_str(pk, "key", hex);
+		hp_mpack_kv_str(pk, "link", self ? "self" : is_connected(k) ?
 		    "connected" : "not connected");
-		kv_u64(pk, "last_proposal_round_age_ms", ms && ms->last_time &&
+		hp_mpack_kv_u64(pk, "last_proposal_round_age_ms", ms && ms->last_time &&
 		    now > ms->last_time ? now - ms->last_time : 0);
-		kv_u64(pk, "last_stage", ms ? ms->last_stage : 0);
+		hp_mpack_kv_u64(pk, "last_stage", ms ? ms->last_stage : 0);
 	}
 }
 

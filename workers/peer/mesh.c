@@ -637,30 +637,6 @@ mesh_shutdown(void)
 }
 
 static void
-kv_u64(msgpack_packer *pk, const char *k, uint64_t v)
-{
-	hp_mpack_pack_cstr(pk, k);
-	msgpack_pack_uint64(pk, v);
-}
-
-static void
-kv_bool(msgpack_packer *pk, const char *k, bool v)
-{
-	hp_mpack_pack_cstr(pk, k);
-	if (v)
-		msgpack_pack_true(pk);
-	else
-		msgpack_pack_false(pk);
-}
-
-static void
-kv_str(msgpack_packer *pk, const char *k, const char *v)
-{
-	hp_mpack_pack_cstr(pk, k);
-	hp_mpack_pack_cstr(pk, v);
-}
-
-static void
 show_session(msgpack_packer *pk, const struct session *s, uint64_t now)
 {
 	char hex[HP_PK_HEX_LEN + 1], addr[INET6_ADDRSTRLEN + 8];
@@ -673,19 +649,19 @@ show_session(msgpack_packer *pk, const struct session *s, uint64_t now)
 		hp_mpack_pack_cstr(pk, hex);
 	} else
 		msgpack_pack_nil(pk);
-	kv_str(pk, "address", addr);
-	kv_str(pk, "direction", s->outbound ? "out" : "in");
-	kv_str(pk, "state", session_state_name(s->state));
-	kv_bool(pk, "verified", s->state == S_VERIFIED);
-	kv_bool(pk, "is_unl", s->is_unl);
-	kv_bool(pk, "needs_forwarding", s->peer_needs_fwd);
-	kv_u64(pk, "listen_port", s->listen_port);
-	kv_u64(pk, "age_ms", now - s->created_ms);
-	kv_u64(pk, "bytes_in", s->bytes_in);
-	kv_u64(pk, "bytes_out", s->bytes_out);
-	kv_u64(pk, "frames_in", s->frames_in);
-	kv_u64(pk, "frames_out", s->frames_out);
-	kv_u64(pk, "queued_bytes", s->oq_bytes);
+	hp_mpack_kv_str(pk, "address", addr);
+	hp_mpack_kv_str(pk, "direction", s->outbound ? "out" : "in");
+	hp_mpack_kv_str(pk, "state", session_state_name(s->state));
+	hp_mpack_kv_bool(pk, "verified", s->state == S_VERIFIED);
+	hp_mpack_kv_bool(pk, "is_unl", s->is_unl);
+	hp_mpack_kv_bool(pk, "needs_forwarding", s->peer_needs_fwd);
+	hp_mpack_kv_u64(pk, "listen_port", s->listen_port);
+	hp_mpack_kv_u64(pk, "age_ms", now - s->created_ms);
+	hp_mpack_kv_u64(pk, "bytes_in", s->bytes_in);
+	hp_mpack_kv_u64(pk, "bytes_out", s->bytes_out);
+	hp_mpack_kv_u64(pk, "frames_in", s->frames_in);
+	hp_mpack_kv_u64(pk, "frames_out", s->frames_out);
+	hp_mpack_kv_u64(pk, "queued_bytes", s->oq_bytes);
 }
 
 void
@@ -698,15 +674,15 @@ mesh_show(msgpack_packer *pk)
 
 	pk_hex(mesh.pk, hex);
 	msgpack_pack_map(pk, 12);
-	kv_str(pk, "pubkey", hex);
-	kv_u64(pk, "listen_port", mesh.cfg->mesh.listen ?
+	hp_mpack_kv_str(pk, "pubkey", hex);
+	hp_mpack_kv_u64(pk, "listen_port", mesh.cfg->mesh.listen ?
 	    mesh.cfg->mesh.port : 0);
-	kv_bool(pk, "listening", mesh.listening);
-	kv_bool(pk, "identity_signed", mesh.have_sig);
-	kv_bool(pk, "weak", mesh.weak);
-	kv_bool(pk, "public", mesh.public_mode);
-	kv_u64(pk, "unl_size", mesh.unl_count);
-	kv_bool(pk, "self_in_unl", mesh.self_in_unl);
+	hp_mpack_kv_bool(pk, "listening", mesh.listening);
+	hp_mpack_kv_bool(pk, "identity_signed", mesh.have_sig);
+	hp_mpack_kv_bool(pk, "weak", mesh.weak);
+	hp_mpack_kv_bool(pk, "public", mesh.public_mode);
+	hp_mpack_kv_u64(pk, "unl_size", mesh.unl_count);
+	hp_mpack_kv_bool(pk, "self_in_unl", mesh.self_in_unl);
 	for (struct session *s = mesh.sessions; s != NULL; s = s->next)
 		if (s->state != S_CLOSING)
 			n++;
@@ -717,22 +693,22 @@ mesh_show(msgpack_packer *pk)
 			show_session(pk, s, now);
 	hp_mpack_pack_cstr(pk, "counters");
 	msgpack_pack_map(pk, 16);
-	kv_u64(pk, "tls_errors", c->tls_errors);
-	kv_u64(pk, "dropped_malformed", c->rep_malformed);
-	kv_u64(pk, "dropped_not_unl", c->rep_not_unl);
-	kv_u64(pk, "dropped_bad_sig", c->rep_bad_sig);
-	kv_u64(pk, "dropped_stale", c->rep_stale);
-	kv_u64(pk, "dropped_replay", c->rep_replay);
-	kv_u64(pk, "dropped_dup", c->dropped_dup);
-	kv_u64(pk, "dropped_bad", c->dropped_bad);
-	kv_u64(pk, "dropped_unverified", c->dropped_unverified);
-	kv_u64(pk, "bad_hello", c->bad_hello);
-	kv_u64(pk, "violations", c->violations);
-	kv_u64(pk, "bans", c->bans);
-	kv_u64(pk, "accepted", c->accepted);
-	kv_u64(pk, "refused", c->refused);
-	kv_u64(pk, "dialled", c->dialled);
-	kv_u64(pk, "forwarded", c->forwarded);
+	hp_mpack_kv_u64(pk, "tls_errors", c->tls_errors);
+	hp_mpack_kv_u64(pk, "dropped_malformed", c->rep_malformed);
+	hp_mpack_kv_u64(pk, "dropped_not_unl", c->rep_not_unl);
+	hp_mpack_kv_u64(pk, "dropped_bad_sig", c->rep_bad_sig);
+	hp_mpack_kv_u64(pk, "dropped_stale", c->rep_stale);
+	hp_mpack_kv_u64(pk, "dropped_replay", c->rep_replay);
+	hp_mpack_kv_u64(pk, "dropped_dup", c->dropped_dup);
+	hp_mpack_kv_u64(pk, "dropped_bad", c->dropped_bad);
+	hp_mpack_kv_u64(pk, "dropped_unverified", c->dropped_unverified);
+	hp_mpack_kv_u64(pk, "bad_hello", c->bad_hello);
+	hp_mpack_kv_u64(pk, "violations", c->violations);
+	hp_mpack_kv_u64(pk, "bans", c->bans);
+	hp_mpack_kv_u64(pk, "accepted", c->accepted);
+	hp_mpack_kv_u64(pk, "refused", c->refused);
+	hp_mpack_kv_u64(pk, "dialled", c->dialled);
+	hp_mpack_kv_u64(pk, "forwarded", c->forwarded);
 	hp_mpack_pack_cstr(pk, "known");
 	known_show(pk);
 	hp_mpack_pack_cstr(pk, "banned");

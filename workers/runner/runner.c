@@ -432,20 +432,6 @@ runner_state_down(void)
 	/* SPAWN/RUNNING: the commit after the exit fails and is logged. */
 }
 
-static void
-kv_str(msgpack_packer *pk, const char *k, const char *v)
-{
-	hp_mpack_pack_cstr(pk, k);
-	hp_mpack_pack_cstr(pk, v);
-}
-
-static void
-kv_u64(msgpack_packer *pk, const char *k, uint64_t v)
-{
-	hp_mpack_pack_cstr(pk, k);
-	msgpack_pack_uint64(pk, v);
-}
-
 void
 runner_show(msgpack_packer *pk)
 {
@@ -453,18 +439,18 @@ runner_show(msgpack_packer *pk)
 		"spawning", "running", "committing" };
 
 	msgpack_pack_map(pk, 11);
-	kv_str(pk, "contract", !rn.cfg->contract.execute ? "off (execute"
+	hp_mpack_kv_str(pk, "contract", !rn.cfg->contract.execute ? "off (execute"
 	    " false)" : rn.enabled ? "on" : "off (bin_path not absolute)");
-	kv_str(pk, "phase", names[rn.phase]);
-	kv_u64(pk, "current_ledger", rn.phase != IDLE ? rn.seq : 0);
-	kv_u64(pk, "runs", rn.runs);
-	kv_u64(pk, "timeouts", rn.timeouts);
-	kv_u64(pk, "skipped", rn.skipped);
-	kv_u64(pk, "failed", rn.failed);
-	kv_u64(pk, "last_ledger", rn.last_seq);
-	kv_str(pk, "last_result", rn.last_result);
-	kv_u64(pk, "last_duration_ms", rn.last_ms);
-	kv_str(pk, "last_state_hash", rn.last_state);
+	hp_mpack_kv_str(pk, "phase", names[rn.phase]);
+	hp_mpack_kv_u64(pk, "current_ledger", rn.phase != IDLE ? rn.seq : 0);
+	hp_mpack_kv_u64(pk, "runs", rn.runs);
+	hp_mpack_kv_u64(pk, "timeouts", rn.timeouts);
+	hp_mpack_kv_u64(pk, "skipped", rn.skipped);
+	hp_mpack_kv_u64(pk, "failed", rn.failed);
+	hp_mpack_kv_u64(pk, "last_ledger", rn.last_seq);
+	hp_mpack_kv_str(pk, "last_result", rn.last_result);
+	hp_mpack_kv_u64(pk, "last_duration_ms", rn.last_ms);
+	hp_mpack_kv_str(pk, "last_state_hash", rn.last_state);
 }
 
 void

@@ -169,29 +169,6 @@ session_abort(char *msg, size_t msgsize)
 
 /* ---- hpctl ---- */
 
-static void
-kv_str(msgpack_packer *pk, const char *k, const char *v)
-{
-	hp_mpack_pack_cstr(pk, k);
-	hp_mpack_pack_cstr(pk, v);
-}
-
-static void
-kv_u64(msgpack_packer *pk, const char *k, uint64_t v)
-{
-	hp_mpack_pack_cstr(pk, k);
-	msgpack_pack_uint64(pk, v);
-}
-
-static void
-kv_hex(msgpack_packer *pk, const char *k, const uint8_t *h)
-{
-	char hex[65];
-
-	hp_hash_hex(h, 32, hex);
-	kv_str(pk, k, hex);
-}
-
 static const char *
 mount_state(void)
 {
@@ -211,8 +188,8 @@ static void
 pack_hashes(msgpack_packer *pk)
 {
 	msgpack_pack_map(pk, 2);
-	kv_hex(pk, "state_hash", st.state);
-	kv_hex(pk, "patch_hash", st.patch);
+	hp_mpack_kv_hex(pk, "state_hash", st.state, 32);
+	hp_mpack_kv_hex(pk, "patch_hash", st.patch, 32);
 }
 
 static void
@@ -226,17 +203,17 @@ pack_state(msgpack_packer *pk)
 	if (v != NULL)
 		sfs_statfs(v, &sf);
 	msgpack_pack_map(pk, 11);
-	kv_hex(pk, "state_hash", st.state);
-	kv_hex(pk, "patch_hash", st.patch);
-	kv_str(pk, "session", st.rw != NULL ? "open" : "none");
-	kv_str(pk, "mount", mount_state());
-	kv_u64(pk, "bytes", sf.bytes_used);
-	kv_u64(pk, "chunks", sf.chunks);
-	kv_u64(pk, "inodes", sf.inodes);
-	kv_u64(pk, "kernel_inodes", fs.kernel_inodes);
-	kv_u64(pk, "fuse_requests", fs.requests);
-	kv_u64(pk, "commits", st.commits);
-	kv_u64(pk, "aborts", st.aborts);
+	hp_mpack_kv_hex(pk, "state_hash", st.state, 32);
+	hp_mpack_kv_hex(pk, "patch_hash", st.patch, 32);
+	hp_mpack_kv_str(pk, "session", st.rw != NULL ? "open" : "none");
+	hp_mpack_kv_str(pk, "mount", mount_state());
+	hp_mpack_kv_u64(pk, "bytes", sf.bytes_used);
+	hp_mpack_kv_u64(pk, "chunks", sf.chunks);
+	hp_mpack_kv_u64(pk, "inodes", sf.inodes);
+	hp_mpack_kv_u64(pk, "kernel_inodes", fs.kernel_inodes);
+	hp_mpack_kv_u64(pk, "fuse_requests", fs.requests);
+	hp_mpack_kv_u64(pk, "commits", st.commits);
+	hp_mpack_kv_u64(pk, "aborts", st.aborts);
 }
 
 static int
@@ -260,7 +237,7 @@ show(int argc, char **argv, msgpack_packer *pk, char *msg, size_t msgsize)
 		}
 		sync_test_corrupt(strcmp(argv[2], "on") == 0);
 		msgpack_pack_map(pk, 1);
-		kv_str(pk, "sync_corrupt", strcmp(argv[2], "on") == 0 ?
+		hp_mpack_kv_str(pk, "sync_corrupt", strcmp(argv[2], "on") == 0 ?
 		    "on" : "off");
 		return 0;
 	}

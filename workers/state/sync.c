@@ -1938,23 +1938,6 @@ tick(uv_timer_t *t)
 
 /* ---- hpctl ---- */
 
-static void
-kv_u64(msgpack_packer *pk, const char *k, uint64_t v)
-{
-	hp_mpack_pack_cstr(pk, k);
-	msgpack_pack_uint64(pk, v);
-}
-
-static void
-kv_hex(msgpack_packer *pk, const char *k, const uint8_t *h, size_t n)
-{
-	char hex[65];
-
-	hp_hash_hex(h, n, hex);
-	hp_mpack_pack_cstr(pk, k);
-	hp_mpack_pack_cstr(pk, hex);
-}
-
 void
 sync_show(msgpack_packer *pk)
 {
@@ -1975,30 +1958,30 @@ sync_show(msgpack_packer *pk)
 		msgpack_pack_true(pk);
 	else
 		msgpack_pack_false(pk);
-	kv_hex(pk, "target_state", sy.tstate, sy.have_target ? 32 : 0);
-	kv_hex(pk, "target_patch", sy.tpatch, sy.have_target ? 32 : 0);
-	kv_u64(pk, "bytes_fetched", sy.bytes);
-	kv_u64(pk, "chunks_fetched", sy.chunks);
-	kv_u64(pk, "chunks_verified", sy.verified);
-	kv_u64(pk, "pieces_verified", sy.verified_pieces + sy.verified);
-	kv_u64(pk, "pieces_rejected", sy.rejected);
-	kv_u64(pk, "requests_in_flight", (uint64_t)sy.inflight);
-	kv_u64(pk, "rate_bps", sy.active ? (uint64_t)sy.rate : 0);
+	hp_mpack_kv_hex(pk, "target_state", sy.tstate, sy.have_target ? 32 : 0);
+	hp_mpack_kv_hex(pk, "target_patch", sy.tpatch, sy.have_target ? 32 : 0);
+	hp_mpack_kv_u64(pk, "bytes_fetched", sy.bytes);
+	hp_mpack_kv_u64(pk, "chunks_fetched", sy.chunks);
+	hp_mpack_kv_u64(pk, "chunks_verified", sy.verified);
+	hp_mpack_kv_u64(pk, "pieces_verified", sy.verified_pieces + sy.verified);
+	hp_mpack_kv_u64(pk, "pieces_rejected", sy.rejected);
+	hp_mpack_kv_u64(pk, "requests_in_flight", (uint64_t)sy.inflight);
+	hp_mpack_kv_u64(pk, "rate_bps", sy.active ? (uint64_t)sy.rate : 0);
 	hp_mpack_pack_cstr(pk, "eta_s");
 	if (sy.active && sy.rate > 0)
 		msgpack_pack_uint64(pk, (uint64_t)((double)left / sy.rate));
 	else
 		msgpack_pack_nil(pk);
-	kv_u64(pk, "bytes_left_known", sy.active ? left : 0);
-	kv_u64(pk, "elapsed_ms", sy.active ? now - sy.started : 0);
-	kv_u64(pk, "dirs", sy.dirs);
-	kv_u64(pk, "files", sy.files);
-	kv_u64(pk, "commits", sy.commits);
-	kv_u64(pk, "targets", sy.targets);
-	kv_u64(pk, "syncs_done", sy.done);
-	kv_u64(pk, "last_sync_ms", sy.last_duration_ms);
-	kv_u64(pk, "served_requests", sy.served);
-	kv_u64(pk, "served_bytes", sy.served_bytes);
+	hp_mpack_kv_u64(pk, "bytes_left_known", sy.active ? left : 0);
+	hp_mpack_kv_u64(pk, "elapsed_ms", sy.active ? now - sy.started : 0);
+	hp_mpack_kv_u64(pk, "dirs", sy.dirs);
+	hp_mpack_kv_u64(pk, "files", sy.files);
+	hp_mpack_kv_u64(pk, "commits", sy.commits);
+	hp_mpack_kv_u64(pk, "targets", sy.targets);
+	hp_mpack_kv_u64(pk, "syncs_done", sy.done);
+	hp_mpack_kv_u64(pk, "last_sync_ms", sy.last_duration_ms);
+	hp_mpack_kv_u64(pk, "served_requests", sy.served);
+	hp_mpack_kv_u64(pk, "served_bytes", sy.served_bytes);
 	hp_mpack_pack_cstr(pk, "peers");
 	msgpack_pack_array(pk, used);
 	for (int i = 0; i < sy.npeers; i++) {
@@ -2007,18 +1990,18 @@ sync_show(msgpack_packer *pk)
 		if (p->requests == 0)
 			continue;
 		msgpack_pack_map(pk, 8);
-		kv_hex(pk, "key", p->pk, 8);
+		hp_mpack_kv_hex(pk, "key", p->pk, 8);
 		hp_mpack_pack_cstr(pk, "online");
 		if (p->online)
 			msgpack_pack_true(pk);
 		else
 			msgpack_pack_false(pk);
-		kv_u64(pk, "requests", p->requests);
-		kv_u64(pk, "bytes", p->bytes);
-		kv_u64(pk, "pieces", p->pieces);
-		kv_u64(pk, "bad_pieces", p->bad);
-		kv_u64(pk, "unavailable", p->mismatches);
-		kv_u64(pk, "timeouts", p->timeouts);
+		hp_mpack_kv_u64(pk, "requests", p->requests);
+		hp_mpack_kv_u64(pk, "bytes", p->bytes);
+		hp_mpack_kv_u64(pk, "pieces", p->pieces);
+		hp_mpack_kv_u64(pk, "bad_pieces", p->bad);
+		hp_mpack_kv_u64(pk, "unavailable", p->mismatches);
+		hp_mpack_kv_u64(pk, "timeouts", p->timeouts);
 	}
 }
 
