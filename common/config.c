@@ -1351,6 +1351,58 @@ emit(const struct field *tab, const struct hp_config *cfg, json_t *obj)
 	return 0;
 }
 
+void
+hp_json_merge(json_t *dst, json_t *src)
+{
+	const char *k;
+	json_t *v;
+
+	json_object_foreach(src, k, v) {
+		json_t *d = json_object_get(dst, k);
+		if (json_is_object(d) && json_is_object(v))
+			hp_json_merge(d, v);
+		else
+			json_object_set(dst, k, v);
+	}
+}
+
+/* The contract fields HotPocket keeps in patch.cfg, in its order. */
+static const char *const patch_keys[] = { "version", "unl", "bin_path",
+	"bin_args", "environment", "max_input_ledger_offset", "consensus",
+	"npl", "round_limits", NULL };
+
+int
+hp_config_is_patch_key(const char *key)
+{
+	for (size_t i = 0; patch_keys[i] != NULL; i++)
+		if (strcmp(patch_keys[i], key) == 0)
+			return 1;
+	return 0;
+}
+
+json_t *
+hp_config_patch_json(const struct hp_config *cfg)
+{
+	json_t *obj = json_object(), *v;
+
+	if (obj == NULL)
+		return NULL;
+	for (size_t i = 0; patch_keys[i] != NULL; i++) {
+		const struct field *f;
+		for (f = contract_fields; f->kind != K_END; f++)
+			if (strcmp(f->key, patch_keys[i]) == 0)
+				break;
+		if (f->kind == K_END || emit_field(f, cfg, &v) != 0) {
+			json_decref(v);
+			json_decref(obj);
+			return NULL;
+		}
+		if (v != NULL)
+			json_object_set_new(obj, f->key, v);
+	}
+	return obj;
+}
+
 static int
 write_all(int fd, const char *buf, size_t len)
 {

@@ -175,4 +175,18 @@ int hp_config_write(const char *path, const struct hp_config *cfg);
 
 void hp_config_free(struct hp_config *cfg);
 
+/*
+ * patch.cfg (hotpocket-protocols §6.8): the patchable part of the contract
+ * section — version, unl, bin_path, bin_args, environment,
+ * max_input_ledger_offset, consensus, npl, round_limits — as a JSON object
+ * in HotPocket's key order (caller json_decref()s; NULL: no memory).
+ */
+struct json_t;
+struct json_t *hp_config_patch_json(const struct hp_config *cfg);
+/* 1 when key is one of those fields. */
+int hp_config_is_patch_key(const char *key);
+/* Merge src into dst as HotPocket's devkit merges hp.cfg.override:
+ * objects key by key, everything else replaces. */
+void hp_json_merge(struct json_t *dst, struct json_t *src);
+
 #endif

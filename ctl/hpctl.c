@@ -143,6 +143,8 @@ print_status(json_t *d)
 		    json_integer_value(json_object_get(w, "restarts")),
 		    json_string_value(json_object_get(w, "last_exit")));
 	}
+	json_array_foreach(json_object_get(d, "warnings"), i, w)
+		printf("\nwarning: %s\n", json_string_value(w));
 }
 
 /* A readable, YAML-like rendering for `show` replies. */

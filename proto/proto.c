@@ -23,6 +23,14 @@ static const uint32_t sup_send_runner[] = { HP_MSG_HELLO, HP_MSG_PING,
 	HP_MSG_LOG_LEVEL, HP_MSG_TEST_SIGSYS, HP_MSG_CONFIG, HP_MSG_CTL_QUERY,
 	HP_MSG_CONTRACT_SPAWNED, HP_MSG_CONTRACT_EXITED };
 static const uint32_t sup_fd_types_runner[] = { HP_MSG_CONTRACT_FD };
+/* The consensus worker's supervisor channel: plus patch checks. */
+static const uint32_t sup_recv_cons[] = { HP_MSG_HELLO, HP_MSG_READY,
+	HP_MSG_PONG, HP_MSG_STATUS, HP_MSG_CTL_ANSWER, HP_MSG_PATCH_CHECK,
+	HP_MSG_CONS_HEALTH };
+static const uint32_t sup_send_cons[] = { HP_MSG_HELLO, HP_MSG_PING,
+	HP_MSG_SHUTDOWN, HP_MSG_CHANNEL_NEW, HP_MSG_LISTENER,
+	HP_MSG_LOG_LEVEL, HP_MSG_TEST_SIGSYS, HP_MSG_CONFIG, HP_MSG_CTL_QUERY,
+	HP_MSG_PATCH_STATUS };
 static const uint32_t sibling_types[] = { HP_MSG_HELLO };
 static const uint32_t cons_to_peer[] = { HP_MSG_HELLO, HP_MSG_PEER_SIGN_RES,
 	HP_MSG_PEER_UNL, HP_MSG_PEER_SEND, HP_MSG_PEER_KNOWN_LOAD,
@@ -34,8 +42,17 @@ static const uint32_t cons_to_state[] = { HP_MSG_HELLO,
 static const uint32_t state_to_peer[] = { HP_MSG_HELLO, HP_MSG_PEER_SEND };
 static const uint32_t peer_to_state[] = { HP_MSG_HELLO, HP_MSG_PEER_RECV };
 static const uint32_t state_to_cons[] = { HP_MSG_HELLO, HP_MSG_STATE_HASHES };
-static const uint32_t cons_to_runner[] = { HP_MSG_HELLO, HP_MSG_RUN };
-static const uint32_t runner_to_cons[] = { HP_MSG_HELLO };
+static const uint32_t cons_to_runner[] = { HP_MSG_HELLO, HP_MSG_RUN,
+	HP_MSG_NPL_IN };
+static const uint32_t runner_to_cons[] = { HP_MSG_HELLO, HP_MSG_RUN_DONE,
+	HP_MSG_NPL_OUT };
+static const uint32_t cons_to_gw[] = { HP_MSG_HELLO, HP_MSG_GW_SIGN_RES,
+	HP_MSG_GW_STATUS, HP_MSG_GW_SETTLED, HP_MSG_GW_OUTPUTS,
+	HP_MSG_GW_LEDGER_RES };
+static const uint32_t gw_to_cons[] = { HP_MSG_HELLO, HP_MSG_GW_SIGN_REQ,
+	HP_MSG_GW_INPUT, HP_MSG_GW_USERS, HP_MSG_GW_LEDGER_QUERY };
+static const uint32_t gw_to_runner[] = { HP_MSG_HELLO, HP_MSG_READ_REQ };
+static const uint32_t runner_to_gw[] = { HP_MSG_HELLO, HP_MSG_READ_RES };
 static const uint32_t runner_to_state[] = { HP_MSG_HELLO,
 	HP_MSG_STATE_SESSION };
 static const uint32_t state_to_runner[] = { HP_MSG_HELLO,
@@ -73,11 +90,20 @@ static const struct hp_chan_policy runner_sup_pol = { "runner<-supervisor",
 	N(sup_recv_runner), 2 * 1024 * 1024, 1, worker_fd_types,
 	N(worker_fd_types) };
 
+static const struct hp_chan_policy sup_cons_pol = { "supervisor<-consensus",
+	sup_recv_cons, N(sup_recv_cons), sup_send_cons, N(sup_send_cons),
+	2 * 1024 * 1024, 1, NULL, 0 };
+static const struct hp_chan_policy cons_sup_pol = { "consensus<-supervisor",
+	sup_send_cons, N(sup_send_cons), sup_recv_cons, N(sup_recv_cons),
+	2 * 1024 * 1024, 1, worker_fd_types, N(worker_fd_types) };
+
 const struct hp_chan_policy *
 hp_sup_policy(int worker, int sup)
 {
 	if (worker == HP_W_RUNNER)
 		return sup ? &sup_runner_pol : &runner_sup_pol;
+	if (worker == HP_W_CONSENSUS)
+		return sup ? &sup_cons_pol : &cons_sup_pol;
 	return &policies[sup ? HP_CHAN_SUP_TO_WORKER : HP_CHAN_WORKER_TO_SUP];
 }
 
@@ -107,13 +133,29 @@ static const struct hp_chan_policy peer_state_pol = { "peer<-state",
 	state_to_peer, N(state_to_peer), peer_to_state, N(peer_to_state),
 	SIBLING_MAX_FRAME, 1, NULL, 0 };
 
-/* Consensus starts runs; the runner opens and commits state sessions. */
+/* Consensus starts runs (with their inputs) and gets their outputs back;
+ * the runner opens and commits state sessions. */
 static const struct hp_chan_policy cons_runner_pol = { "consensus<-runner",
 	runner_to_cons, N(runner_to_cons), cons_to_runner, N(cons_to_runner),
-	64 * 1024, 1, NULL, 0 };
+	SIBLING_MAX_FRAME, 1, NULL, 0 };
 static const struct hp_chan_policy runner_cons_pol = { "runner<-consensus",
 	cons_to_runner, N(cons_to_runner), runner_to_cons, N(runner_to_cons),
-	64 * 1024, 1, NULL, 0 };
+	SIBLING_MAX_FRAME, 1, NULL, 0 };
+
+/* The gateway hands user inputs in and gets statuses, outputs and
+ * ledgers back; read requests go to the runner. */
+static const struct hp_chan_policy cons_gw_pol = { "consensus<-gateway",
+	gw_to_cons, N(gw_to_cons), cons_to_gw, N(cons_to_gw),
+	SIBLING_MAX_FRAME, 1, NULL, 0 };
+static const struct hp_chan_policy gw_cons_pol = { "gateway<-consensus",
+	cons_to_gw, N(cons_to_gw), gw_to_cons, N(gw_to_cons),
+	SIBLING_MAX_FRAME, 1, NULL, 0 };
+static const struct hp_chan_policy gw_runner_pol = { "gateway<-runner",
+	runner_to_gw, N(runner_to_gw), gw_to_runner, N(gw_to_runner),
+	SIBLING_MAX_FRAME, 1, NULL, 0 };
+static const struct hp_chan_policy runner_gw_pol = { "runner<-gateway",
+	gw_to_runner, N(gw_to_runner), runner_to_gw, N(runner_to_gw),
+	SIBLING_MAX_FRAME, 1, NULL, 0 };
 static const struct hp_chan_policy state_runner_pol = { "state<-runner",
 	runner_to_state, N(runner_to_state), state_to_runner,
 	N(state_to_runner), 64 * 1024, 1, NULL, 0 };
@@ -128,6 +170,14 @@ hp_sibling_policy(int self, int peer)
 		return &cons_runner_pol;
 	if (self == HP_W_RUNNER && peer == HP_W_CONSENSUS)
 		return &runner_cons_pol;
+	if (self == HP_W_CONSENSUS && peer == HP_W_GATEWAY)
+		return &cons_gw_pol;
+	if (self == HP_W_GATEWAY && peer == HP_W_CONSENSUS)
+		return &gw_cons_pol;
+	if (self == HP_W_GATEWAY && peer == HP_W_RUNNER)
+		return &gw_runner_pol;
+	if (self == HP_W_RUNNER && peer == HP_W_GATEWAY)
+		return &runner_gw_pol;
 	if (self == HP_W_STATE && peer == HP_W_RUNNER)
 		return &state_runner_pol;
 	if (self == HP_W_RUNNER && peer == HP_W_STATE)
@@ -156,6 +206,9 @@ hp_peer_ptype_max(uint32_t ptype)
 	case HP_PT_LEDGER_RES: return 8 * 1024 * 1024;
 	case HP_PT_STATE_REQ: return 64 * 1024;
 	case HP_PT_STATE_RES: return 8 * 1024 * 1024;
+	case HP_PT_INPUT: return 6 * 1024 * 1024;
+	case HP_PT_NPL: return 256 * 1024;
+	case HP_PT_OUTSIG: return 1024;
 	default: return 0;
 	}
 }
@@ -223,6 +276,23 @@ hp_msg_name(uint32_t type)
 	case HP_MSG_PEER_CONNS: return "PEER_CONNS";
 	case HP_MSG_PEER_KNOWN_SAVE: return "PEER_KNOWN_SAVE";
 	case HP_MSG_STATE_HASHES: return "STATE_HASHES";
+	case HP_MSG_PATCH_CHECK: return "PATCH_CHECK";
+	case HP_MSG_PATCH_STATUS: return "PATCH_STATUS";
+	case HP_MSG_CONS_HEALTH: return "CONS_HEALTH";
+	case HP_MSG_GW_SIGN_RES: return "GW_SIGN_RES";
+	case HP_MSG_GW_STATUS: return "GW_STATUS";
+	case HP_MSG_GW_SETTLED: return "GW_SETTLED";
+	case HP_MSG_GW_OUTPUTS: return "GW_OUTPUTS";
+	case HP_MSG_GW_LEDGER_RES: return "GW_LEDGER_RES";
+	case HP_MSG_NPL_IN: return "NPL_IN";
+	case HP_MSG_GW_SIGN_REQ: return "GW_SIGN_REQ";
+	case HP_MSG_GW_INPUT: return "GW_INPUT";
+	case HP_MSG_GW_USERS: return "GW_USERS";
+	case HP_MSG_GW_LEDGER_QUERY: return "GW_LEDGER_QUERY";
+	case HP_MSG_READ_REQ: return "READ_REQ";
+	case HP_MSG_RUN_DONE: return "RUN_DONE";
+	case HP_MSG_NPL_OUT: return "NPL_OUT";
+	case HP_MSG_READ_RES: return "READ_RES";
 	case HP_CTL_REQUEST: return "CTL_REQUEST";
 	case HP_CTL_REPLY: return "CTL_REPLY";
 	default: return "UNKNOWN";

@@ -58,6 +58,18 @@ enum hp_msg_type {
 	 * signal), 2: exit status or signal number u64, 3: run ms u64} */
 	HP_MSG_CONTRACT_EXITED = 0x01000f,
 
+	/* consensus → supervisor: a stored ledger carries this patch hash;
+	 * apply /patch.cfg if it is that file and differs from hp.cfg:
+	 * {1: patch hash bin(32), 2: ledger seq u64} */
+	HP_MSG_PATCH_CHECK = 0x010010,
+	/* supervisor → consensus, the answer: {1: patch hash bin(32),
+	 * 2: status u64 (enum hp_patch_status)} */
+	HP_MSG_PATCH_STATUS = 0x010011,
+	/* consensus → supervisor, when it changes: {1: UNL members live u64
+	 * (this node included, if a member), 2: UNL size u64, 3: votes a
+	 * ledger needs u64} */
+	HP_MSG_CONS_HEALTH = 0x010012,
+
 	/* consensus → peer: the node key's signature over the peer worker's
 	 * TLS identity (see HP_PEER_TLS_DOMAIN): {1: sig bin(64)} */
 	HP_MSG_PEER_SIGN_RES = 0x100001,
@@ -84,8 +96,53 @@ enum hp_msg_type {
 	/* consensus → runner, after each stored ledger when contract.execute
 	 * is on: run the contract over it: {1: seq u64, 2: hash bin(32),
 	 * 3: time u64 (ms since the epoch), 4: [[UNL pubkey bin(32),
-	 * active_on u64 (round of its newest proposal, ms; 0 never)]...]} */
+	 * active_on u64 (round of its newest proposal, ms; 0 never)]...],
+	 * 5: [[user pubkey bin(32), [[input hash bin(32), nonce u64,
+	 * blob bin]...]]...] (every user the round agreed on, sorted by key,
+	 * each with its inputs of that ledger in ledger order)} */
 	HP_MSG_RUN = 0x100007,
+
+	/* consensus → gateway, the answer to HP_MSG_GW_SIGN_REQ (same id):
+	 * {1: sig bin(64)} over server_challenge || contract id || contract
+	 * version, or {2: error str} */
+	HP_MSG_GW_SIGN_RES = 0x100008,
+	/* consensus → gateway, when the channel comes up, at every ledger
+	 * close (stored or synced) and when the vote status or UNL changes:
+	 * {1: lcl ledger map (below), 2: vote u64 (enum round_vote: 0 unknown,
+	 * 1 unreliable, 2 desync, 3 synced), 3: roundtime ms u64,
+	 * 4: [UNL pubkey bin(32)...] (sorted), 5: ["host:port"...] peers,
+	 * 6: contract execution on bool, 7: read requests on bool,
+	 * 8: full history bool, 9: weakly connected bool}.
+	 * A ledger map: {1: seq u64, 2: time u64, 3: hash, 4: prev_hash,
+	 * 5: state_hash, 6: patch_hash, 7: user_hash, 8: input_hash,
+	 * 9: output_hash} (hashes bin(32)). */
+	HP_MSG_GW_STATUS = 0x100009,
+	/* consensus → gateway: inputs settled at a ledger close (HotPocket's
+	 * contract_input_status): {1: ledger seq u64, 2: ledger hash bin(32),
+	 * 3: [[user pubkey bin(32), input hash bin(32)]...] accepted in that
+	 * ledger, 4: [[user pubkey bin(32), input hash bin(32), reason str]...]
+	 * rejected at consensus (bad_sig, max_ledger_expired, nonce_expired,
+	 * ...)} */
+	HP_MSG_GW_SETTLED = 0x10000a,
+	/* consensus → gateway: the agreed outputs of a contract run, at the
+	 * close of the ledger whose output_hash is their root:
+	 * {1: ledger seq u64, 2: ledger hash bin(32), 3: [leaf bin(32)...]
+	 * (user output hashes sorted ascending, then the post-run state
+	 * hash: the Merkle tree's leaves), 4: [[UNL pubkey bin(32),
+	 * sig bin(64)]...] signatures over the root, 5: [[user pubkey bin(32),
+	 * output hash bin(32), [output bin...]]...]} */
+	HP_MSG_GW_OUTPUTS = 0x10000b,
+	/* consensus → gateway, the answer to HP_MSG_GW_LEDGER_QUERY (same id):
+	 * {1: found bool, 2: ledger map (as in GW_STATUS; when found),
+	 * 3: [[user pubkey bin(32), input hash bin(32), nonce u64,
+	 * blob bin]...] (when inputs were asked for), 4: [[user pubkey
+	 * bin(32), output hash bin(32), [blob bin...]]...] (when outputs were
+	 * asked for), 5: error str (a failure, e.g. the store)} */
+	HP_MSG_GW_LEDGER_RES = 0x10000c,
+	/* consensus → runner: an NPL message from a UNL peer for the ledger
+	 * the running contract is at: {1: ledger seq u64, 2: sender pubkey
+	 * bin(32), 3: payload bin} */
+	HP_MSG_NPL_IN = 0x10000d,
 
 	/* peer → consensus: sign our TLS identity: {1: tls public key DER bin} */
 	HP_MSG_PEER_SIGN_REQ = 0x200001,
@@ -106,6 +163,25 @@ enum hp_msg_type {
 	 * roots after the operation), 4: error str (when not ok)} */
 	HP_MSG_STATE_SESSION_RES = 0x300002,
 
+	/* gateway → consensus: sign a user handshake: {1: server_challenge
+	 * str (at most 32 characters)}; answered with HP_MSG_GW_SIGN_RES */
+	HP_MSG_GW_SIGN_REQ = 0x400001,
+	/* gateway → consensus: a user input that passed the gateway's checks
+	 * (signature, format, ledger window, nonce): {1: user pubkey bin(32),
+	 * 2: sig bin(64), 3: container bin (the exact signed bytes),
+	 * 4: protocol u64 (0 json, 1 bson)}. Consensus verifies it again,
+	 * relays it to the peers and settles it (HP_MSG_GW_SETTLED). */
+	HP_MSG_GW_INPUT = 0x400002,
+	/* gateway → consensus: the users connected and verified now, on every
+	 * change: {1: [pubkey bin(32)...]} */
+	HP_MSG_GW_USERS = 0x400003,
+	/* gateway → consensus: {1: seq u64, 2: inputs bool, 3: outputs bool};
+	 * answered with HP_MSG_GW_LEDGER_RES */
+	HP_MSG_GW_LEDGER_QUERY = 0x400004,
+	/* gateway → runner: a read request: {1: user pubkey bin(32),
+	 * 2: content bin}; answered with HP_MSG_READ_RES (same id) */
+	HP_MSG_READ_REQ = 0x400005,
+
 	/* runner → state: open, commit or abort the read-write session the
 	 * contract writes through NODE/mnt: {1: op u64 (enum hp_session_op)} */
 	HP_MSG_STATE_SESSION = 0x500001,
@@ -119,6 +195,19 @@ enum hp_msg_type {
 	HP_MSG_SPAWN_CONTRACT = 0x500003,
 	/* runner → supervisor: SIGKILL the running contract (exec_timeout): {} */
 	HP_MSG_KILL_CONTRACT = 0x500004,
+
+	/* runner → consensus: a consensus run is over: {1: ledger seq u64
+	 * (the run's lcl), 2: output root bin(32) (zero when no user had
+	 * output), 3: [leaf bin(32)...] (as in HP_MSG_GW_OUTPUTS),
+	 * 4: [[user pubkey bin(32), output hash bin(32), [output bin...]]...],
+	 * 5: state hash after the run bin(32), 6: patch hash bin(32)} */
+	HP_MSG_RUN_DONE = 0x500005,
+	/* runner → consensus: an NPL message the contract sent:
+	 * {1: ledger seq u64, 2: payload bin} */
+	HP_MSG_NPL_OUT = 0x500006,
+	/* runner → gateway, the answer to HP_MSG_READ_REQ (same id):
+	 * {1: [output bin...]} or {2: error str} */
+	HP_MSG_READ_RES = 0x500007,
 
 	/* hpctl → supervisor: {1: argv [str...]} */
 	HP_CTL_REQUEST = 0x020001,
@@ -140,7 +229,10 @@ enum hp_peer_ptype {
 	HP_PT_LEDGER_RES = 3,	/* ledger sync response */
 	HP_PT_STATE_REQ = 4,	/* state sync request (docs/state-sync.md) */
 	HP_PT_STATE_RES = 5,	/* state sync response */
-	HP_PT_MAX = 5
+	HP_PT_INPUT = 6,	/* a user input relayed (HotPocket's NUP) */
+	HP_PT_NPL = 7,		/* a contract's NPL message, signed */
+	HP_PT_OUTSIG = 8,	/* a UNL member's signature over an output root */
+	HP_PT_MAX = 8
 };
 /* Why consensus dropped a payload (HP_MSG_PEER_REPORT). */
 enum hp_peer_report {
@@ -158,6 +250,12 @@ uint32_t hp_peer_ptype_max(uint32_t ptype);
  * identity: DOMAIN || contract id || TLS public key DER. */
 #define HP_PEER_TLS_DOMAIN "hpd peer tls identity v1\n"
 
+/* HP_MSG_PATCH_STATUS: the file says what hp.cfg says (or cannot be
+ * applied, logged); it was applied (consensus and runner restart); it is
+ * not this node's committed patch.cfg yet (ask again later). */
+enum hp_patch_status { PATCH_MATCHES = 0, PATCH_APPLIED = 1,
+	PATCH_NOT_HERE = 2 };
+
 /* HP_MSG_STATE_SESSION operations. */
 enum hp_session_op {
 	HP_SESSION_BEGIN = 1,
@@ -167,7 +265,7 @@ enum hp_session_op {
 
 /* Descriptor numbers a contract may be given besides stdin (fd 0). */
 #define HP_CONTRACT_FD_MIN 3
-#define HP_CONTRACT_FD_MAX 15
+#define HP_CONTRACT_FD_MAX 255
 
 /* Which end of a channel this process is. */
 enum hp_chan_kind {

@@ -340,11 +340,12 @@ place_fds(int out, int err)
 	for (int i = 0; i <= HP_CONTRACT_FD_MAX; i++) {
 		moved[i] = -1;
 		if (ct.fds[i] >= 0 &&
-		    (moved[i] = fcntl(ct.fds[i], F_DUPFD_CLOEXEC, 64)) < 0)
+		    (moved[i] = fcntl(ct.fds[i], F_DUPFD_CLOEXEC,
+		    HP_CONTRACT_FD_MAX + 1)) < 0)
 			cfail("fcntl");
 	}
-	if ((out = fcntl(out, F_DUPFD_CLOEXEC, 64)) < 0 ||
-	    (err = fcntl(err, F_DUPFD_CLOEXEC, 64)) < 0)
+	if ((out = fcntl(out, F_DUPFD_CLOEXEC, HP_CONTRACT_FD_MAX + 1)) < 0 ||
+	    (err = fcntl(err, F_DUPFD_CLOEXEC, HP_CONTRACT_FD_MAX + 1)) < 0)
 		cfail("fcntl");
 	if (dup2(out, 1) != 1 || dup2(err, 2) != 2)
 		cfail("dup2");

@@ -109,7 +109,20 @@ pack_status(msgpack_packer *pk, void *arg)
 
 	for (int i = 0; i < HP_W_COUNT; i++)
 		ready += sv.w[i].state == WS_READY;
-	msgpack_pack_map(pk, 9);
+	msgpack_pack_map(pk, 10);
+	hp_mpack_pack_cstr(pk, "warnings");
+	if (sv.health_known && sv.unl_live < sv.unl_quorum &&
+	    sv.w[HP_W_CONSENSUS].state == WS_READY) {
+		char w[256];
+		snprintf(w, sizeof(w), "only %llu of %llu UNL members are live;"
+		    " a ledger needs %llu: no ledger can close until more come"
+		    " online", (unsigned long long)sv.unl_live,
+		    (unsigned long long)sv.unl_n,
+		    (unsigned long long)sv.unl_quorum);
+		msgpack_pack_array(pk, 1);
+		hp_mpack_pack_cstr(pk, w);
+	} else
+		msgpack_pack_array(pk, 0);
 	hp_mpack_kv_str(pk, "version", HPD_VERSION);
 	hp_mpack_kv_str(pk, "dir", sv.dir);
 	hp_mpack_kv_u64(pk, "pid", (uint64_t)getpid());
@@ -155,7 +168,7 @@ handle(struct ctl_conn *c, uint32_t id, char argv[][64], int argc)
 		int owner = argc >= 2 ? show_owner(argv[1]) : -1;
 		if (owner < 0)
 			reply(c, id, 100, "show what? consensus, ledger [SEQ],"
-			    " peers, state, sync, runner", NULL, NULL);
+			    " peers, state, sync, runner, gateway", NULL, NULL);
 		else
 			relay(c, id, owner, argv + 1, argc - 1);
 		return;
@@ -240,7 +253,7 @@ handle(struct ctl_conn *c, uint32_t id, char argv[][64], int argc)
 		return;
 	}
 	snprintf(msg, sizeof(msg), "unknown command \"%s\"; commands: status,"
-	    " show consensus|ledger [SEQ]|peers|state|sync|runner,"
+	    " show consensus|ledger [SEQ]|peers|state|sync|runner|gateway,"
 	    " restart|stop|start WORKER,"
 	    " log level WORKER|hpd LEVEL",
 	    argc > 0 ? argv[0] : "");
@@ -259,6 +272,8 @@ show_owner(const char *what)
 		return HP_W_STATE;
 	if (strcmp(what, "runner") == 0)
 		return HP_W_RUNNER;
+	if (strcmp(what, "gateway") == 0)
+		return HP_W_GATEWAY;
 	return -1;
 }
 

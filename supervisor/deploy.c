@@ -35,21 +35,6 @@ struct totals {
 };
 
 static void
-merge(json_t *dst, json_t *src)
-{
-	const char *k;
-	json_t *v;
-
-	json_object_foreach(src, k, v) {
-		json_t *d = json_object_get(dst, k);
-		if (json_is_object(d) && json_is_object(v))
-			merge(d, v);
-		else
-			json_object_set(dst, k, v);
-	}
-}
-
-static void
 report_stderr(enum hp_config_diag sev, const char *msg, void *arg)
 {
 	fprintf(stderr, "%s: %s\n", sev == HP_CONFIG_ERROR ? "error" :
@@ -84,7 +69,7 @@ apply_override(const char *dir, const char *bundle)
 		json_decref(over);
 		return -1;
 	}
-	merge(cfg, over);
+	hp_json_merge(cfg, over);
 	text = json_dumps(cfg, JSON_INDENT(4) | JSON_PRESERVE_ORDER);
 	snprintf(name, sizeof(name), "%s merged with %s", cpath, opath);
 	if (text != NULL && hp_config_parse(name, text, strlen(text), &check,

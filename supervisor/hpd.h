@@ -90,6 +90,9 @@ struct worker {
 };
 
 struct supervisor {
+	/* UNL liveness as the consensus worker last reported it */
+	int health_known;
+	uint64_t unl_live, unl_n, unl_quorum;
 	uv_loop_t *loop;
 	char dir[4096];
 	struct hp_config cfg;
@@ -121,6 +124,17 @@ int supervise_run(const char *dir);
 int worker_start(struct worker *w);
 void worker_stop(struct worker *w);
 void worker_restart(struct worker *w);
+/* Re-read cfg/hp.cfg into the text the workers get (after a change). */
+int supervise_reload_cfg_text(void);
+
+/* patch.c: the contract's patch.cfg. */
+int patch_init(const char *dir, const struct hp_config *cfg);
+void patch_check(struct worker *w, const msgpack_object *body);
+/* Merge over into the hp.cfg at cfgpath, validate, write atomically;
+ * *out (optional) gets the new configuration. 0, or -1 with err set. */
+struct json_t;
+int cfg_merge_write(const char *cfgpath, struct json_t *over,
+    const char *what, char *err, size_t errsize, struct hp_config *out);
 void worker_send_log_level(struct worker *w, int level);
 int worker_send_test_sigsys(struct worker *w);
 void supervisor_shutdown(void);

@@ -197,6 +197,22 @@ on_worker_msg(struct hp_channel *ch, struct hp_msg *m)
 		}
 		w->channels = channel_mask(m->body);
 		break;
+	case HP_MSG_PATCH_CHECK:
+		if (w->id == HP_W_CONSENSUS)
+			patch_check(w, m->body);
+		break;
+	case HP_MSG_CONS_HEALTH:
+		if (w->id == HP_W_CONSENSUS) {
+			uint64_t v[3] = { 0, 0, 0 };
+			for (int i = 0; i < 3; i++)
+				(void)hp_mpack_u64(m->body, (uint64_t)i + 1,
+				    &v[i]);
+			sv.unl_live = v[0];
+			sv.unl_n = v[1];
+			sv.unl_quorum = v[2];
+			sv.health_known = 1;
+		}
+		break;
 	default:
 		if (w->id == HP_W_RUNNER)
 			contract_on_msg(m);
@@ -315,7 +331,23 @@ child_exec(struct worker *w, int chfd, int logfd, pid_t parent)
 		if (sfd < 0 || dup2(sfd, 5) != 5)
 			child_fail(path);
 	}
-	if (syscall(SYS_close_range, store != NULL ? 6 : 5, ~0U, 0) != 0)
+	/*
+	 * The gateway gets the user port's certificate and key as fds 5 and
+	 * 6, opened here as root: it cannot reach cfg/ under its own uid.
+	 */
+	if (w->id == HP_W_GATEWAY) {
+		char crt[PATH_MAX], key[PATH_MAX];
+		snprintf(crt, sizeof(crt), "%s/%s", sv.dir, HPD_TLS_CRT_REL);
+		snprintf(key, sizeof(key), "%s/%s", sv.dir, HPD_TLS_KEY_REL);
+		int cfd = open(crt, O_RDONLY | O_CLOEXEC);
+		if (cfd < 0 || dup2(cfd, 5) != 5 || fcntl(5, F_SETFD, 0) != 0)
+			child_fail(crt);
+		int kfd = open(key, O_RDONLY | O_CLOEXEC);
+		if (kfd < 0 || dup2(kfd, 6) != 6 || fcntl(6, F_SETFD, 0) != 0)
+			child_fail(key);
+	}
+	if (syscall(SYS_close_range, store != NULL ? 6 :
+	    w->id == HP_W_GATEWAY ? 7 : 5, ~0U, 0) != 0)
 		child_fail("close_range");
 
 	if (sv.privsep) {
@@ -946,6 +978,17 @@ load_cfg_text(void)
 	return sv.cfg_text && sv.cfg_text_public ? 0 : -1;
 }
 
+int
+supervise_reload_cfg_text(void)
+{
+	if (sv.cfg_text != NULL)
+		sodium_memzero(sv.cfg_text, strlen(sv.cfg_text));
+	free(sv.cfg_text);
+	free(sv.cfg_text_public);
+	sv.cfg_text = sv.cfg_text_public = NULL;
+	return load_cfg_text();
+}
+
 static void
 ensure_stdio(void)
 {
@@ -997,6 +1040,9 @@ supervise_run(const char *dir)
 	if (sv.test_hooks)
 		log_warnx("test hooks are on (HPD_TEST_HOOKS=1): never in"
 		    " production");
+	if (patch_init(sv.dir, &sv.cfg) != 0)
+		log_warnx("patch.cfg could not be brought up to date; the"
+		    " contract may see an old one");
 	if (open_binaries() != 0 || prepare_privsep() != 0 ||
 	    contract_init() != 0 || statefs_mount() != 0)
 		return 1;

@@ -322,6 +322,66 @@ test_prune(void **state)
 	ledger_store_close(s);
 }
 
+/* Raw records (a ledger's inputs and outputs) go in with their ledger,
+ * come back byte for byte, survive a reopen, and are pruned with it; a
+ * refused append stores none. */
+static void
+test_raw(void **state)
+{
+	static struct hp_ledger last, l;
+	struct ledger_store *s = open_store();
+	struct ledger_raw raw[2];
+	uint8_t *got;
+	size_t len;
+
+	assert_int_equal(ledger_store_last(s, &last), 0);
+	for (uint64_t i = 1; i <= 10; i++) {
+		char in[32], out[32];
+		snprintf(in, sizeof(in), "inputs of %llu", (unsigned long long)i);
+		snprintf(out, sizeof(out), "outputs of %llu",
+		    (unsigned long long)i);
+		raw[0] = (struct ledger_raw){ LEDGER_RAW_INPUTS, in,
+		    strlen(in) };
+		raw[1] = (struct ledger_raw){ LEDGER_RAW_OUTPUTS, out,
+		    i % 2 ? strlen(out) : 0 };
+		next_ledger(&last, &l, 1);
+		assert_int_equal(ledger_store_append_raw(s, &l, raw, 2), 0);
+		last = l;
+	}
+	/* A refused append (wrong seq) stores no raw record. */
+	l.seq = 20;
+	raw[0] = (struct ledger_raw){ LEDGER_RAW_INPUTS, "x", 1 };
+	assert_int_equal(ledger_store_append_raw(s, &l, raw, 1), HP_EINVAL);
+	assert_int_equal(ledger_store_raw_get(s, 20, LEDGER_RAW_INPUTS, &got,
+	    &len), HP_ENOENT);
+	ledger_store_close(s);
+	s = open_store();
+	assert_int_equal(ledger_store_raw_get(s, 3, LEDGER_RAW_INPUTS, &got,
+	    &len), 0);
+	assert_int_equal(len, strlen("inputs of 3"));
+	assert_memory_equal(got, "inputs of 3", len);
+	free(got);
+	assert_int_equal(ledger_store_raw_get(s, 3, LEDGER_RAW_OUTPUTS, &got,
+	    &len), 0);
+	assert_memory_equal(got, "outputs of 3", len);
+	free(got);
+	/* len 0: nothing stored. */
+	assert_int_equal(ledger_store_raw_get(s, 4, LEDGER_RAW_OUTPUTS, &got,
+	    &len), HP_ENOENT);
+	assert_null(got);
+	assert_int_equal(ledger_store_prune(s, 4), 0);
+	assert_int_equal(ledger_store_raw_get(s, 6, LEDGER_RAW_INPUTS, &got,
+	    &len), HP_ENOENT);
+	assert_int_equal(ledger_store_raw_get(s, 1, LEDGER_RAW_OUTPUTS, &got,
+	    &len), HP_ENOENT);
+	assert_int_equal(ledger_store_raw_get(s, 7, LEDGER_RAW_INPUTS, &got,
+	    &len), 0);
+	assert_memory_equal(got, "inputs of 7", len);
+	free(got);
+	assert_int_equal(check_chain(s), 10);
+	ledger_store_close(s);
+}
+
 static void
 test_meta(void **state)
 {
@@ -500,6 +560,7 @@ main(void)
 		cmocka_unit_test_setup(test_append_refused, setup),
 		cmocka_unit_test_setup(test_prune, setup),
 		cmocka_unit_test_setup(test_meta, setup),
+		cmocka_unit_test_setup(test_raw, setup),
 		cmocka_unit_test_setup(test_mapsize_env, setup),
 		cmocka_unit_test_setup(test_map_growth, setup),
 		cmocka_unit_test_setup(test_crash_safety, setup),

@@ -11,6 +11,7 @@
  * signatures verify.
  */
 #include "channel.h"
+#include "cons.h"
 #include "err.h"
 #include "hash.h"
 #include "keys.h"
@@ -21,6 +22,7 @@
 #include "proposal.h"
 #include "proto.h"
 #include "round.h"
+#include "userio.h"
 #include "worker.h"
 
 #include <limits.h>
@@ -65,6 +67,14 @@ static struct {
 	uint8_t state_hash[32], patch_hash[32];
 	uint64_t hashes_at;
 	int state_syncing;
+	/* UNL liveness as last told to the supervisor, and when it was
+	 * last logged as too low */
+	uint32_t live_sent, quorum_sent;
+	int live_known;
+	uint64_t live_warned;
+	/* the patch hash known to match hp.cfg (HP_MSG_PATCH_STATUS) */
+	uint8_t patch_ok[32];
+	int patch_ok_known;
 	/* round start → durable, for the last LAT_N ledgers closed here */
 	uint32_t lat[1024];
 	uint32_t nlat;
@@ -96,10 +106,70 @@ sign_cb(void *ctx, const uint8_t *msg, size_t len, uint8_t sig[HP_SIG_BYTES])
 	return hp_sign(&cs.cfg->node.keys, msg, len, sig);
 }
 
+/* ---- cons.h ---- */
+
+const struct hp_config *
+cons_cfg(void)
+{
+	return cs.cfg;
+}
+
+struct round *
+cons_round(void)
+{
+	return cs.round;
+}
+
+struct ledger_store *
+cons_store(void)
+{
+	return cs.store;
+}
+
+const uint8_t *
+cons_unl(uint32_t *n)
+{
+	*n = cs.unl_n;
+	return cs.unl;
+}
+
+int
+cons_in_unl(const uint8_t pk[32])
+{
+	return in_unl(pk);
+}
+
+int
+cons_vote(void)
+{
+	struct round_status st;
+
+	round_status(cs.round, &st);
+	return (int)st.vote;
+}
+
+uint64_t
+cons_active_on(const uint8_t pk[32])
+{
+	struct round_status st;
+
+	round_status(cs.round, &st);
+	for (uint32_t j = 0; j < st.unl_n; j++)
+		if (memcmp(st.members[j].pubkey, pk, HP_PK_BYTES) == 0)
+			return st.members[j].last_time;
+	return 0;
+}
+
+uint32_t
+cons_npeers(void)
+{
+	return cs.nconnected;
+}
+
 /* ---- talking to the peer worker ---- */
 
-static int
-peer_send(uint32_t ptype, const uint8_t *payload, size_t len, int unl_only,
+int
+cons_peer_send(uint32_t ptype, const uint8_t *payload, size_t len, int unl_only,
     const uint8_t *to)
 {
 	struct hp_frame f;
@@ -197,6 +267,47 @@ prune_history(void)
 }
 
 /*
+ * After each stored ledger: when it carries a patch hash that our state
+ * holds too and that is not known to match hp.cfg, the supervisor checks
+ * the file and applies it (supervisor/patch.c). Asked again with each
+ * ledger until it answers that the file matches.
+ */
+static void
+check_patch(const struct hp_ledger *l)
+{
+	struct hp_frame f;
+
+	if (l->seq == 0 || cs.hashes_at == 0 || (cs.patch_ok_known &&
+	    memcmp(l->patch_hash, cs.patch_ok, 32) == 0) ||
+	    memcmp(l->patch_hash, cs.patch_hash, 32) != 0)
+		return;
+	hp_frame_begin(&f, HP_MSG_PATCH_CHECK, 0, 0);
+	msgpack_pack_map(&f.pk, 2);
+	msgpack_pack_uint32(&f.pk, 1);
+	msgpack_pack_bin(&f.pk, 32);
+	msgpack_pack_bin_body(&f.pk, l->patch_hash, 32);
+	msgpack_pack_uint32(&f.pk, 2);
+	msgpack_pack_uint64(&f.pk, l->seq);
+	hp_worker_send_sup(&f, -1);
+}
+
+static void
+sup_msg(struct hp_msg *m)
+{
+	const msgpack_object *h = hp_mpack_get(m->body, 1);
+	uint64_t st = 0;
+
+	if (m->type != HP_MSG_PATCH_STATUS || h == NULL ||
+	    h->type != MSGPACK_OBJECT_BIN || h->via.bin.size != 32 ||
+	    hp_mpack_u64(m->body, 2, &st) != 0)
+		return;
+	if (st == PATCH_MATCHES || st == PATCH_APPLIED) {
+		memcpy(cs.patch_ok, h->via.bin.ptr, 32);
+		cs.patch_ok_known = 1;
+	}
+}
+
+/*
  * After each stored ledger: if the cluster's state or patch hash differs
  * from the state worker's, tell it to sync (docs/state-sync.md), with the
  * UNL peers connected now; once they agree again, say so once. A ledger
@@ -238,46 +349,13 @@ check_state(const struct hp_ledger *l)
 		cs.state_syncing = differs;
 }
 
-/* After each stored ledger: the runner runs the contract over it (it
- * skips the run, and says so, while the previous one still runs). */
 static void
-send_run(const struct hp_ledger *l)
+store_closed(const struct round_out *out)
 {
-	struct round_status st;
-	struct hp_frame f;
-
-	if (!cs.cfg->contract.execute || !hp_worker_sibling_up(HP_W_RUNNER))
-		return;
-	round_status(cs.round, &st);
-	hp_frame_begin(&f, HP_MSG_RUN, 0, 0);
-	msgpack_pack_map(&f.pk, 4);
-	msgpack_pack_uint32(&f.pk, 1);
-	msgpack_pack_uint64(&f.pk, l->seq);
-	msgpack_pack_uint32(&f.pk, 2);
-	msgpack_pack_bin(&f.pk, HP_HASH_BYTES);
-	msgpack_pack_bin_body(&f.pk, l->hash, HP_HASH_BYTES);
-	msgpack_pack_uint32(&f.pk, 3);
-	msgpack_pack_uint64(&f.pk, l->time);
-	msgpack_pack_uint32(&f.pk, 4);
-	msgpack_pack_array(&f.pk, cs.unl_n);
-	for (uint32_t i = 0; i < cs.unl_n; i++) {
-		const uint8_t *k = cs.unl + (size_t)i * HP_PK_BYTES;
-		uint64_t active_on = 0;
-		for (uint32_t j = 0; j < st.unl_n; j++)
-			if (memcmp(st.members[j].pubkey, k, HP_PK_BYTES) == 0)
-				active_on = st.members[j].last_time;
-		msgpack_pack_array(&f.pk, 2);
-		msgpack_pack_bin(&f.pk, HP_PK_BYTES);
-		msgpack_pack_bin_body(&f.pk, k, HP_PK_BYTES);
-		msgpack_pack_uint64(&f.pk, active_on);
-	}
-	hp_worker_send(HP_W_RUNNER, &f, -1);
-}
-
-static void
-store_closed(const struct hp_ledger *l)
-{
-	int r = ledger_store_append(cs.store, l);
+	const struct hp_ledger *l = &out->ledger;
+	struct ledger_raw raw[2];
+	size_t nraw = userio_raw(l, &out->users, &out->inputs, raw);
+	int r = ledger_store_append_raw(cs.store, l, raw, nraw);
 
 	if (r != 0)
 		fatalx("cannot store ledger %llu: %s",
@@ -289,7 +367,8 @@ store_closed(const struct hp_ledger *l)
 	if (l->seq % 1024 == 0)
 		prune_history();
 	check_state(l);
-	send_run(l);
+	check_patch(l);
+	userio_closed(l, &out->users, &out->inputs);
 }
 
 static void
@@ -311,7 +390,7 @@ request_ledgers(void)
 	msgpack_pack_uint32(&pk, 2);
 	msgpack_pack_uint64(&pk, cs.sync_target);
 	if (sb.size <= sizeof(req))
-		peer_send(HP_PT_LEDGER_REQ, (const uint8_t *)sb.data, sb.size, 0,
+		cons_peer_send(HP_PT_LEDGER_REQ, (const uint8_t *)sb.data, sb.size, 0,
 		    from);
 	msgpack_sbuffer_destroy(&sb);
 	cs.sync_started = uv_now(cs.loop);
@@ -397,16 +476,68 @@ handle_out(struct round_out *out)
 		msgpack_sbuffer_init(&sb);
 		msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
 		hp_proposal_pack(&pk, p);
-		peer_send(HP_PT_PROPOSAL, (const uint8_t *)sb.data, sb.size,
+		cons_peer_send(HP_PT_PROPOSAL, (const uint8_t *)sb.data, sb.size,
 		    cs.cfg->contract.consensus.mode == HP_MODE_PRIVATE, NULL);
 		cs.props_sent++;
 		msgpack_sbuffer_destroy(&sb);
 	}
 	/* The round counts its own proposals; they are not fed back. */
 	if (out->store)
-		store_closed(&out->ledger);
+		store_closed(out);
 	if (out->sync)
 		start_sync(out);
+}
+
+/*
+ * UNL members live now: this node if it is one, and each member whose
+ * newest proposal is for a round at most 3 roundtimes old. When fewer are
+ * live than a ledger needs, no ledger can close: say so (every 30 s in
+ * the log, and in hpctl status through the supervisor).
+ */
+static void
+check_liveness(void)
+{
+	struct round_status st;
+	uint64_t now = wall_ms(), rt = cs.cfg->contract.consensus.roundtime;
+	uint32_t live = 0, q = hp_close_quorum(
+	    (uint32_t)cs.cfg->contract.consensus.threshold, cs.unl_n);
+	struct hp_frame f;
+
+	round_status(cs.round, &st);
+	for (uint32_t i = 0; i < cs.unl_n; i++) {
+		const uint8_t *k = cs.unl + (size_t)i * HP_PK_BYTES;
+		if (memcmp(k, cs.cfg->node.keys.pk, HP_PK_BYTES) == 0) {
+			live++;
+			continue;
+		}
+		for (uint32_t j = 0; j < st.unl_n; j++)
+			if (memcmp(st.members[j].pubkey, k, HP_PK_BYTES) == 0 &&
+			    st.members[j].last_time + 3 * rt + 1000 >= now)
+				live++;
+	}
+	if (live < q && uv_now(cs.loop) - cs.started_ms > 3 * rt + 2000 &&
+	    (cs.live_warned == 0 || uv_now(cs.loop) - cs.live_warned >= 30000)) {
+		cs.live_warned = uv_now(cs.loop);
+		log_warnx("only %u of the %u UNL members are live and a ledger"
+		    " needs %u votes: no ledger can close until more of them"
+		    " come online (hpctl show consensus lists each member)",
+		    live, cs.unl_n, q);
+	}
+	if (cs.live_known && live == cs.live_sent && q == cs.quorum_sent)
+		return;
+	hp_frame_begin(&f, HP_MSG_CONS_HEALTH, 0, 0);
+	msgpack_pack_map(&f.pk, 3);
+	msgpack_pack_uint32(&f.pk, 1);
+	msgpack_pack_uint64(&f.pk, live);
+	msgpack_pack_uint32(&f.pk, 2);
+	msgpack_pack_uint64(&f.pk, cs.unl_n);
+	msgpack_pack_uint32(&f.pk, 3);
+	msgpack_pack_uint64(&f.pk, q);
+	if (hp_worker_send_sup(&f, -1) == 0) {
+		cs.live_known = 1;
+		cs.live_sent = live;
+		cs.quorum_sent = q;
+	}
 }
 
 static void
@@ -418,6 +549,8 @@ timer_cb(uv_timer_t *t)
 	round_tick(cs.round, wall_ms(), &out);
 	handle_out(&out);
 	round_out_free(&out);
+	userio_status();
+	check_liveness();
 	if (cs.syncing && uv_now(cs.loop) - cs.sync_started > SYNC_TIMEOUT_MS)
 		request_ledgers();	/* next peer */
 	arm_timer();
@@ -574,7 +707,7 @@ on_ledger_req(const uint8_t from[HP_PK_BYTES], const uint8_t *payload,
 		if (ledger_store_get(cs.store, s, &l) == 0)
 			hp_ledger_pack(&pk, &l);
 	if (n > 0)
-		peer_send(HP_PT_LEDGER_RES, (const uint8_t *)sb.data, sb.size, 0,
+		cons_peer_send(HP_PT_LEDGER_RES, (const uint8_t *)sb.data, sb.size, 0,
 		    from);
 	msgpack_sbuffer_destroy(&sb);
 }
@@ -615,8 +748,11 @@ on_ledger_res(const uint8_t from[HP_PK_BYTES], const uint8_t *payload,
 		last = *l;
 		added++;
 	}
-	if (added > 0)
+	if (added > 0) {
 		check_state(&last);
+		check_patch(&last);
+		userio_status();
+	}
 	msgpack_unpacked_destroy(&res);
 	free(l);
 	if (added == 0)
@@ -689,6 +825,18 @@ peer_msg(struct hp_msg *m)
 			on_ledger_res((const uint8_t *)from->via.bin.ptr,
 			    (const uint8_t *)payload->via.bin.ptr,
 			    payload->via.bin.size);
+		else if (ptype == HP_PT_INPUT)
+			userio_peer_input((const uint8_t *)from->via.bin.ptr,
+			    (const uint8_t *)payload->via.bin.ptr,
+			    payload->via.bin.size);
+		else if (ptype == HP_PT_NPL)
+			userio_peer_npl((const uint8_t *)from->via.bin.ptr,
+			    (const uint8_t *)payload->via.bin.ptr,
+			    payload->via.bin.size);
+		else if (ptype == HP_PT_OUTSIG)
+			userio_peer_outsig((const uint8_t *)from->via.bin.ptr,
+			    (const uint8_t *)payload->via.bin.ptr,
+			    payload->via.bin.size);
 		return;
 	case HP_MSG_PEER_CONNS: {
 		const msgpack_object *a = hp_mpack_get(m->body, 1);
@@ -754,11 +902,17 @@ sibling_msg(int from, struct hp_msg *m)
 		peer_msg(m);
 	else if (from == HP_W_STATE)
 		state_msg(m);
+	else if (from == HP_W_GATEWAY)
+		userio_gw_msg(m);
+	else if (from == HP_W_RUNNER)
+		userio_runner_msg(m);
 }
 
 static void
 sibling_up(int id)
 {
+	if (id == HP_W_GATEWAY)
+		userio_status_force();
 	if (id != HP_W_PEER)
 		return;
 	send_unl();
@@ -998,6 +1152,7 @@ init(uv_loop_t *loop, const struct hp_config *cfg)
 	    "as an observer", (unsigned long long)lcl.seq, cs.unl_n,
 	    (unsigned long long)cfg->contract.consensus.roundtime,
 	    (unsigned long long)cfg->contract.consensus.threshold);
+	userio_init();
 	uv_timer_init(loop, &cs.timer);
 	arm_timer();
 	return 0;
@@ -1007,6 +1162,7 @@ static void
 shutdown_cb(void)
 {
 	uv_timer_stop(&cs.timer);
+	userio_free();
 	if (cs.store != NULL) {
 		ledger_store_close(cs.store);
 		cs.store = NULL;
@@ -1028,6 +1184,7 @@ static const struct hp_worker_role role = {
 	.init = init,
 	.sibling_msg = sibling_msg,
 	.sibling_up = sibling_up,
+	.sup_msg = sup_msg,
 	.show = show,
 	.shutdown = shutdown_cb,
 };

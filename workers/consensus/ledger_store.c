@@ -36,6 +36,8 @@ struct ledger_store {
 	MDB_env *env;
 	MDB_dbi ledgers;
 	MDB_dbi meta;
+	MDB_dbi raw;	/* seq (8 BE) || kind (1) → a ledger's raw inputs
+			   or outputs, opaque bytes */
 };
 
 /*
@@ -210,6 +212,8 @@ open_dbs(struct ledger_store *s, MDB_txn *txn, void *arg)
 		return lmdb_fail("open database \"ledgers\"", rc);
 	if ((rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &s->meta)) != 0)
 		return lmdb_fail("open database \"meta\"", rc);
+	if ((rc = mdb_dbi_open(txn, "raw", MDB_CREATE, &s->raw)) != 0)
+		return lmdb_fail("open database \"raw\"", rc);
 	return 0;
 }
 
@@ -366,6 +370,8 @@ ledger_store_first_seq(struct ledger_store *s, uint64_t *seq)
 struct append_arg {
 	const struct hp_ledger *l;
 	const msgpack_sbuffer *packed;
+	const struct ledger_raw *raw;	/* NULL or nraw records */
+	size_t nraw;
 };
 
 static int
@@ -389,11 +395,32 @@ append_op(struct ledger_store *s, MDB_txn *txn, void *arg)
 	v.mv_data = a->packed->data;
 	if ((rc = mdb_put(txn, s->ledgers, &k, &v, MDB_APPEND)) != 0)
 		return lmdb_fail("put ledger", rc);
+	for (size_t i = 0; i < a->nraw; i++) {
+		uint8_t rk[9];
+
+		if (a->raw[i].len == 0)
+			continue;
+		memcpy(rk, kb, 8);
+		rk[8] = (uint8_t)a->raw[i].kind;
+		k.mv_size = sizeof(rk);
+		k.mv_data = rk;
+		v.mv_size = a->raw[i].len;
+		v.mv_data = (void *)a->raw[i].data;
+		if ((rc = mdb_put(txn, s->raw, &k, &v, 0)) != 0)
+			return lmdb_fail("put raw ledger data", rc);
+	}
 	return 0;
 }
 
 int
 ledger_store_append(struct ledger_store *s, const struct hp_ledger *l)
+{
+	return ledger_store_append_raw(s, l, NULL, 0);
+}
+
+int
+ledger_store_append_raw(struct ledger_store *s, const struct hp_ledger *l,
+    const struct ledger_raw *raw, size_t nraw)
 {
 	struct hp_ledger check;
 	struct append_arg a;
@@ -417,6 +444,8 @@ ledger_store_append(struct ledger_store *s, const struct hp_ledger *l)
 	}
 	a.l = l;
 	a.packed = &sb;
+	a.raw = raw;
+	a.nraw = nraw;
 	r = write_txn(s, append_op, &a);
 	msgpack_sbuffer_destroy(&sb);
 	return r;
@@ -462,7 +491,54 @@ prune_op(struct ledger_store *s, MDB_txn *txn, void *arg)
 		n++;
 	}
 	mdb_cursor_close(c);
-	return r == HP_ENOENT ? 0 : r;
+	if (r != 0 && r != HP_ENOENT)
+		return r;
+	/* The raw records of the deleted ledgers go with them. */
+	if ((rc = mdb_cursor_open(txn, s->raw, &c)) != 0)
+		return lmdb_fail("cursor", rc);
+	r = 0;
+	while ((rc = mdb_cursor_get(c, &k, &v, MDB_FIRST)) == 0 &&
+	    k.mv_size == 9 && key_seq(&k) <= cutoff)
+		if ((rc = mdb_cursor_del(c, 0)) != 0) {
+			r = lmdb_fail("delete raw ledger data", rc);
+			break;
+		}
+	if (r == 0 && rc != 0 && rc != MDB_NOTFOUND)
+		r = lmdb_fail("raw ledger data cursor", rc);
+	mdb_cursor_close(c);
+	return r;
+}
+
+int
+ledger_store_raw_get(struct ledger_store *s, uint64_t seq, int kind,
+    uint8_t **out, size_t *len)
+{
+	MDB_txn *txn;
+	MDB_val k, v;
+	uint8_t rk[9];
+	int r, rc;
+
+	*out = NULL;
+	*len = 0;
+	seq_key(seq, rk);
+	rk[8] = (uint8_t)kind;
+	k.mv_size = sizeof(rk);
+	k.mv_data = rk;
+	if ((r = begin(s, MDB_RDONLY, &txn)) != 0)
+		return r;
+	rc = mdb_get(txn, s->raw, &k, &v);
+	if (rc == MDB_NOTFOUND)
+		r = HP_ENOENT;
+	else if (rc != 0)
+		r = lmdb_fail("get raw ledger data", rc);
+	else if ((*out = malloc(v.mv_size ? v.mv_size : 1)) == NULL)
+		r = HP_ENOMEM;
+	else {
+		memcpy(*out, v.mv_data, v.mv_size);
+		*len = v.mv_size;
+	}
+	mdb_txn_abort(txn);
+	return r;
 }
 
 int

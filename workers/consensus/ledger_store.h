@@ -61,6 +61,26 @@ int ledger_store_get(struct ledger_store *s, uint64_t seq,
  */
 int ledger_store_append(struct ledger_store *s, const struct hp_ledger *l);
 
+/*
+ * A ledger's raw records, stored with it: the inputs it carries and the
+ * outputs its output_hash is the root of (opaque bytes; consensus.c packs
+ * them). Kept and pruned with the ledger; ledgers stored by sync have
+ * none.
+ */
+enum ledger_raw_kind { LEDGER_RAW_INPUTS = 'i', LEDGER_RAW_OUTPUTS = 'o' };
+struct ledger_raw {
+	enum ledger_raw_kind kind;
+	const void *data;
+	size_t len;		/* 0: nothing stored */
+};
+/* As ledger_store_append, with nraw raw records in the same transaction. */
+int ledger_store_append_raw(struct ledger_store *s, const struct hp_ledger *l,
+    const struct ledger_raw *raw, size_t nraw);
+/* A raw record of ledger seq, malloc'd into *out (caller frees);
+ * HP_ENOENT when there is none. */
+int ledger_store_raw_get(struct ledger_store *s, uint64_t seq, int kind,
+    uint8_t **out, size_t *len);
+
 /* The oldest stored seq, or 0 when no ledger is stored. */
 int ledger_store_first_seq(struct ledger_store *s, uint64_t *seq);
 

@@ -40,7 +40,9 @@ struct round {
 
 	uint64_t lcl_seq;
 	uint8_t lcl_hash[32];
-	uint8_t state[32], patch[32], membership[32];
+	uint8_t state[32], patch[32], membership[32], output[32];
+	uint8_t *users;			/* connected here, sorted unique */
+	uint32_t nusers;
 
 	uint32_t roundtime, stage_slice, stage0, stage123;
 
@@ -183,6 +185,7 @@ round_free(struct round *r)
 			}
 		}
 	hp_proposal_free(&r->lock);
+	free(r->users);
 	free(r->pool);
 	free(r->m);
 	free(r->ms);
@@ -197,6 +200,37 @@ round_set_hashes(struct round *r, const uint8_t state[32],
 	memcpy(r->state, state, 32);
 	memcpy(r->patch, patch, 32);
 	memcpy(r->membership, membership, 32);
+}
+
+void
+round_set_output(struct round *r, const uint8_t output[32])
+{
+	memcpy(r->output, output, 32);
+}
+
+int
+round_set_users(struct round *r, const uint8_t *users, uint32_t n)
+{
+	uint8_t *u = NULL;
+	uint32_t nu = 0;
+
+	if (n > HP_PROPOSAL_MAX_SET)
+		return HP_ETOOBIG;
+	if (n > 0) {
+		if ((u = malloc((size_t)n * 32)) == NULL)
+			return HP_ENOMEM;
+		memcpy(u, users, (size_t)n * 32);
+		qsort_r(u, n, 32, cmp_width, (void *)(size_t)32);
+		for (uint32_t i = 0; i < n; i++)
+			if (nu == 0 || memcmp(u + (size_t)(nu - 1) * 32,
+			    u + (size_t)i * 32, 32) != 0)
+				memmove(u + (size_t)nu++ * 32, u + (size_t)i * 32,
+				    32);
+	}
+	free(r->users);
+	r->users = u;
+	r->nusers = nu;
+	return 0;
 }
 
 /* Index of the first held input >= oh. */
@@ -288,6 +322,8 @@ round_out_free(struct round_out *out)
 		out->props[i] = NULL;
 	}
 	out->nprops = 0;
+	hp_set_free(&out->users);
+	hp_set_free(&out->inputs);
 }
 
 /*
@@ -469,9 +505,13 @@ send_stage0(struct round *r, struct round_out *out)
 	memcpy(p->state_hash, r->state, 32);
 	memcpy(p->patch_hash, r->patch, 32);
 	memcpy(p->membership_hash, r->membership, 32);
-	if (r->npool > 0) {
-		users = malloc((size_t)r->npool * 32);
-		oh = malloc((size_t)r->npool * HP_PROPOSAL_INPUT_WIDTH);
+	memcpy(p->output_hash, r->output, 32);
+	if (r->npool + r->nusers > 0) {
+		/* Users: every user connected here, and every user we hold
+		 * an input of. */
+		users = malloc(((size_t)r->npool + r->nusers) * 32);
+		oh = malloc((size_t)(r->npool ? r->npool : 1) *
+		    HP_PROPOSAL_INPUT_WIDTH);
 		if (users == NULL || oh == NULL)
 			goto fail;
 		for (uint32_t i = 0; i < r->npool; i++) {
@@ -479,8 +519,12 @@ send_stage0(struct round *r, struct round_out *out)
 			memcpy(oh + (size_t)i * HP_PROPOSAL_INPUT_WIDTH,
 			    r->pool[i].oh, HP_PROPOSAL_INPUT_WIDTH);
 		}
-		qsort_r(users, r->npool, 32, cmp_width, (void *)(size_t)32);
-		for (uint32_t i = 0; i < r->npool; i++)
+		if (r->nusers > 0)
+			memcpy(users + (size_t)r->npool * 32, r->users,
+			    (size_t)r->nusers * 32);
+		qsort_r(users, r->npool + r->nusers, 32, cmp_width,
+		    (void *)(size_t)32);
+		for (uint32_t i = 0; i < r->npool + r->nusers; i++)
 			if (nu == 0 || memcmp(users + (size_t)(nu - 1) * 32,
 			    users + (size_t)i * 32, 32) != 0)
 				memmove(users + (size_t)nu++ * 32,
@@ -932,6 +976,13 @@ check_commits(struct round *r, struct round_out *out)
 			memcpy(l->sigs[l->nsigs].pk, c[j]->pubkey, 32);
 			memcpy(l->sigs[l->nsigs].sig, c[j]->ledger_sig, 64);
 			l->nsigs++;
+		}
+		if (hp_set_assign(&out->users, HP_PROPOSAL_USER_WIDTH,
+		    c[i]->users.items, c[i]->users.n) != 0 ||
+		    hp_set_assign(&out->inputs, HP_PROPOSAL_INPUT_WIDTH,
+		    c[i]->inputs.items, c[i]->inputs.n) != 0) {
+			round_out_free(out);
+			return;
 		}
 		out->store = 1;
 		r->lcl_seq = l->seq;

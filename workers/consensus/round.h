@@ -59,6 +59,9 @@ struct round_out {
 	 * further event, then log it. */
 	int store;
 	struct hp_ledger ledger;
+	/* With store: the ledger's users and inputs (40-byte ordered
+	 * hashes: nonce BE || BLAKE3(sig)), sorted; round_out_free frees. */
+	struct hp_set users, inputs;
 	/* sync == 1: fetch ledgers (lcl_seq+1 .. sync_seq] from one of
 	 * sync_from, verify the chain ends at sync_hash, store them, then call
 	 * round_synced(). sync_seq <= lcl_seq means a fork at sync_seq: the
@@ -113,6 +116,14 @@ void round_free(struct round *r);
  * proposal on. */
 void round_set_hashes(struct round *r, const uint8_t state[32],
     const uint8_t patch[32], const uint8_t membership[32]);
+
+/* The output root of our contract run over the lcl (zero: none), voted
+ * from the next stage-0 proposal on. */
+void round_set_output(struct round *r, const uint8_t output[32]);
+
+/* The users connected to this node now (n 32-byte keys, any order):
+ * proposed at stage 0 with or without inputs. 0, HP_ETOOBIG, HP_ENOMEM. */
+int round_set_users(struct round *r, const uint8_t *users, uint32_t n);
 
 /* A candidate user input we hold. 0, HP_EEXIST (already held),
  * HP_ETOOBIG (pool full) or HP_ENOMEM. */

@@ -57,6 +57,9 @@ wire_type_name(uint8_t type)
 	case HP_PT_LEDGER_RES: return "LEDGER_RES";
 	case HP_PT_STATE_REQ: return "STATE_REQ";
 	case HP_PT_STATE_RES: return "STATE_RES";
+	case HP_PT_INPUT: return "INPUT";
+	case HP_PT_NPL: return "NPL";
+	case HP_PT_OUTSIG: return "OUTSIG";
 	default: return "unknown";
 	}
 }

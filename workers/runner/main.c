@@ -23,8 +23,12 @@ sibling_msg(int from, struct hp_msg *m)
 {
 	if (from == HP_W_CONSENSUS && m->type == HP_MSG_RUN)
 		runner_on_run(m->body);
+	else if (from == HP_W_CONSENSUS && m->type == HP_MSG_NPL_IN)
+		runner_on_npl(m->body);
 	else if (from == HP_W_STATE && m->type == HP_MSG_STATE_SESSION_RES)
 		runner_on_session(m);
+	else if (from == HP_W_GATEWAY && m->type == HP_MSG_READ_REQ)
+		runner_on_read(m);
 }
 
 static void
@@ -53,9 +57,10 @@ show(int argc, char **argv, msgpack_packer *pk, char *msg, size_t msgsize)
 	return 100;
 }
 
-/* The args and input memfds, the control and NPL pairs. */
+/* The args and input memfds (inputs written at their offsets), the
+ * control, NPL and user output socket pairs. */
 static const int runner_syscalls[] = {
-	SCMP_SYS(memfd_create), SCMP_SYS(socketpair),
+	SCMP_SYS(memfd_create), SCMP_SYS(socketpair), SCMP_SYS(pwrite64),
 };
 
 static const struct hp_worker_role role = {

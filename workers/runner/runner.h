@@ -12,9 +12,17 @@
  * sends the new hashes to consensus. A RUN that arrives while a run is
  * going is skipped and logged.
  *
- * Not in this step: read-only runs, user inputs and outputs (the users map
- * is empty), NPL and control traffic (the channels exist, nothing is read
- * or sent), post_exec.sh and patch.cfg changes.
+ * Users and their inputs come with the RUN (runio.h); their outputs are
+ * read while the contract runs and, after the commit, go to consensus
+ * with their Merkle root (HP_MSG_RUN_DONE). Read requests from the gateway
+ * wait in a queue and run read-only (no session: the mount serves the
+ * last commit, writes fail with EROFS) between consensus runs; a RUN that
+ * arrives during one goes next.
+ *
+ * NPL packets the contract writes go to consensus (HP_MSG_NPL_OUT), which
+ * signs and broadcasts them; NPL messages for the running ledger come back
+ * as HP_MSG_NPL_IN and reach the contract as a key packet and a payload
+ * packet.
  *
  * All calls run on the worker's loop; the module owns its fds and timer.
  */
@@ -30,6 +38,11 @@
 int runner_init(uv_loop_t *loop, const struct hp_config *cfg);
 /* HP_MSG_RUN from consensus. */
 void runner_on_run(const msgpack_object *body);
+/* HP_MSG_NPL_IN from consensus: delivered to the running contract, or
+ * kept for the run of its ledger if that has not started. */
+void runner_on_npl(const msgpack_object *body);
+/* HP_MSG_READ_REQ from the gateway: a read-only run, queued. */
+void runner_on_read(struct hp_msg *m);
 /* HP_MSG_STATE_SESSION_RES from the state worker. */
 void runner_on_session(struct hp_msg *m);
 /* HP_MSG_CONTRACT_SPAWNED / HP_MSG_CONTRACT_EXITED from the supervisor. */

@@ -1,0 +1,74 @@
+#!/usr/bin/env python3
+"""What contracts exchange besides files: NPL messages between the nodes'
+contract instances, and configuration changes through ../patch.cfg
+(ctx.getConfig / ctx.updateConfig), with the real hotpocket-nodejs-contract
+0.7.4 on 3-node clusters.
+
+Needs root and `npm ci` in tests/interop (scripts/setup)."""
+import json
+import os
+
+from hpdtest import Case, main, wait_for
+from test_runner import cluster, state_file
+
+
+def test_npl_messages_reach_every_instance():
+    with Case() as c:
+        cl = cluster(c, 3, "npl")
+        cl.wait_ledgers(6, timeout=60)
+        keys = sorted(nd.cfg()["node"]["public_key"][2:10] for nd in cl.nodes)
+
+        def complete(nd):
+            try:
+                lines = state_file(nd, "npl.txt").splitlines()
+            except FileNotFoundError:
+                return []
+            return [l for l in lines if l.split(" ")[1:] == [",".join(keys)]]
+
+        # Every node's contract hears all three instances (itself included)
+        # in the same ledger's run, for several ledgers.
+        wait_for("complete NPL rounds on every node",
+                 lambda: all(len(complete(nd)) >= 3 for nd in cl.nodes), 60, 0.5)
+        for nd in cl.nodes:
+            seqs = [int(l.split()[0]) for l in complete(nd)]
+            assert len(set(seqs)) == len(seqs), seqs
+        # The runs ended by themselves (process.exit), not at exec_timeout.
+        for i in range(3):
+            assert cl.show(i, "runner")["timeouts"] == 0
+        cl.check_no_fork()
+
+
+def test_update_config_changes_roundtime_on_every_node():
+    with Case() as c:
+        cl = cluster(c, 3, "patcher")
+        wait_for("patch applied on every node",
+                 lambda: all("Contract config updated from patch file." in nd.log()
+                             for nd in cl.nodes), 90, 0.5)
+        for nd in cl.nodes:
+            assert nd.cfg()["contract"]["consensus"]["roundtime"] == 600
+        # Consensus restarted with the new roundtime: consecutive ledgers
+        # are 600 ms apart, and every node still agrees.
+        s = max(cl.last_seq(i) for i in range(3))
+        wait_for("ledgers after the change", lambda: all(cl.last_seq(i) >= s + 6
+                                                         for i in range(3)), 60, 0.3)
+        times = [cl.show(0, "ledger", str(q))["time"] for q in range(s + 3, s + 6)]
+        assert all(b - a == 600 for a, b in zip(times, times[1:])), times
+        cl.check_no_fork()
+        # The contract reads its new configuration back.
+        wait_for("config.txt shows 600", lambda: any(
+            l.split()[1] == "600" for l in state_file(cl.nodes[0], "config.txt").splitlines()),
+            30, 0.3)
+        # patch.cfg is the library's rewrite, the same file on every node.
+        texts = {open(os.path.join(nd.dir, "mnt", "patch.cfg")).read() for nd in cl.nodes}
+        assert len(texts) == 1, texts
+        assert json.loads(texts.pop())["consensus"]["roundtime"] == 600
+        # Applied once per node.
+        for nd in cl.nodes:
+            assert nd.log().count("Contract config updated from patch file.") == 1
+
+
+if __name__ == "__main__":
+    main([
+        test_npl_messages_reach_every_instance,
+        test_update_config_changes_roundtime_on_every_node,
+    ])
