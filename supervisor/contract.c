@@ -16,14 +16,29 @@
  * its status (128 + signal when it was killed), so a SIGKILL at exec_timeout
  * ends every process the contract started. The contract itself runs with
  * no_new_privs and a seccomp deny-list (EPERM). In development mode (not
- * root) there are no namespaces and no uid change; that is said once.
+ * root) there are no namespaces and no uid change; that is said once, and
+ * the init is a plain parent (a child subreaper) that passes a signal
+ * death on.
  *
- * The contract's stdout and stderr go to NODE/log/contract/stdout.log and
- * stderr.log (appended) when contract.log.enable is on, else to /dev/null.
- * The exit is seen through a pidfd and reported as HP_MSG_CONTRACT_EXITED.
+ * post_exec.sh (HotPocket §6.9): when the contract exits normally and
+ * NODE/mnt/state/post_exec.sh exists, the init starts it in the same
+ * sandbox (uid, namespaces, rlimits, env, no_new_privs, deny-list) with
+ * cwd = the state directory and one argument "<lcl seq> <lcl hash hex>",
+ * through a helper that waits for it: exit 0 deletes the script, 3..125
+ * keeps it, anything else is an error. The helper tells the supervisor the
+ * script's status through a pipe; the init exits (and the run is reported
+ * over) only once everything is done, so exec_timeout covers the script.
+ *
+ * The contract's stdout and stderr (and the script's) go to
+ * NODE/log/contract/stdout.log and stderr.log (appended, a marker line
+ * before each run, rotated at contract.log.max_mbytes_per_file keeping
+ * contract.log.max_file_count files) when contract.log.enable is on, else
+ * to /dev/null. The exit is seen through a pidfd and reported as
+ * HP_MSG_CONTRACT_EXITED.
  */
 #include "hpd.h"
 #include "err.h"
+#include "hash.h"
 #include "log.h"
 #include "mpack.h"
 
@@ -35,6 +50,7 @@
 #include <sched.h>
 #include <seccomp.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +60,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef OPEN_TREE_CLONE
@@ -55,6 +72,14 @@
 
 #define CONTRACT_ARGV_MAX 64
 #define CONTRACT_ENV_MAX 256
+#define POST_EXEC_NAME "post_exec.sh"
+#define POST_EXEC_MAGIC 0x68706578u	/* "hpex" */
+
+/* What the post_exec.sh helper tells the supervisor (one write). */
+struct post_exec_report {
+	uint32_t magic;
+	int32_t status;		/* the script's wait status */
+};
 
 static struct {
 	int fds[HP_CONTRACT_FD_MAX + 1];	/* handed over, -1 when none */
@@ -67,7 +92,14 @@ static struct {
 	uint32_t run_id;	/* the runner's spawn id */
 	struct hp_channel *ch;	/* the runner channel that asked for it */
 	uint64_t started_ms;
-} ct = { .pidfd = -1 };
+	uint64_t seq;		/* the run's ledger */
+	int post_fd;		/* read end of the post_exec.sh report pipe */
+	/* For the child: the script's argument and the pipe's write end. */
+	char post_arg[96];
+	int post_wfd;
+	int readonly;		/* a read request's run: no post_exec.sh, no
+				   logs (HotPocket logs consensus runs only) */
+} ct = { .pidfd = -1, .post_fd = -1, .post_wfd = -1 };
 
 static void
 drop_fds(void)
@@ -230,16 +262,32 @@ set_limit(int res, uint64_t v, const char *name)
 		cfail(name);
 }
 
+/* path is dir or below it. */
+static int
+path_under(const char *path, const char *dir)
+{
+	size_t n = strlen(dir);
+
+	return strncmp(path, dir, n) == 0 && (path[n] == '\0' ||
+	    path[n] == '/');
+}
+
 /*
  * Cover the node directory with an empty tmpfs and put the statefs mount
  * back at NODE/mnt: nothing of cfg/, ledger/, state/ or log/ is left in
  * the contract's view, and the path to its working directory is
- * searchable by the contract's uid.
+ * searchable by the contract's uid. Then every mount is made read-only
+ * but statefs, and /tmp and /dev/shm get empty tmpfs of their own: the
+ * contract writes to its state and nowhere else that outlives the run.
  */
 static void
 hide_node_dir(void)
 {
+	static const char *const scratch[] = { "/tmp", "/dev/shm" };
+	struct mount_attr ro = { .attr_set = MOUNT_ATTR_RDONLY };
+	struct mount_attr rw = { .attr_clr = MOUNT_ATTR_RDONLY };
 	char mnt[PATH_MAX];
+	struct stat st;
 	int tree;
 
 	snprintf(mnt, sizeof(mnt), "%s/mnt", sv.dir);
@@ -265,14 +313,30 @@ hide_node_dir(void)
 		    " pid namespace could not be mounted\n";
 		(void)!write(2, msg, sizeof(msg) - 1);
 	}
+	if (syscall(SYS_mount_setattr, AT_FDCWD, "/", AT_RECURSIVE, &ro,
+	    sizeof(ro)) != 0)
+		cfail("making the contract's mounts read-only");
+	if (syscall(SYS_mount_setattr, AT_FDCWD, mnt, 0, &rw, sizeof(rw)) != 0)
+		cfail("making statefs writable again");
+	/* Not over the node directory's own path (a node under /tmp): that
+	 * scratch directory stays read-only instead. */
+	for (size_t i = 0; i < sizeof(scratch) / sizeof(scratch[0]); i++)
+		if (!path_under(sv.dir, scratch[i]) &&
+		    stat(scratch[i], &st) == 0 && S_ISDIR(st.st_mode) &&
+		    mount("hpd-scratch", scratch[i], "tmpfs", MS_NOSUID |
+		    MS_NODEV, "mode=1777,size=64m") != 0)
+			cfail(scratch[i]);
 }
 
+/*
+ * What the contract and post_exec.sh run under: rlimits, the contract's
+ * uid, cwd = the state directory, no_new_privs and the deny-list.
+ */
 static void
-exec_contract(char **argv, char **envp)
+enter_sandbox(void)
 {
 	char cwd[PATH_MAX];
 
-	setpgid(0, 0);
 	set_limit(RLIMIT_CPU, sv.cfg.contract.round_limits.proc_cpu_seconds,
 	    "RLIMIT_CPU");
 	set_limit(RLIMIT_AS, sv.cfg.contract.round_limits.proc_mem_bytes,
@@ -295,27 +359,121 @@ exec_contract(char **argv, char **envp)
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
 		cfail("PR_SET_NO_NEW_PRIVS");
 	deny_list();
+}
+
+static void
+exec_contract(char **argv, char **envp)
+{
+	setpgid(0, 0);
+	enter_sandbox();
 	execve(argv[0], argv, envp);
 	cfail(argv[0]);
 }
 
-/* pid 1 of the contract's pid namespace: wait, then exit with its status. */
+static void
+cnote(const char *fmt, ...)
+{
+	char buf[256];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		(void)!write(2, buf, (size_t)n < sizeof(buf) ? (size_t)n :
+		    sizeof(buf) - 1);
+}
+
+/*
+ * The post_exec.sh helper, forked by the init after a normal contract
+ * exit: in the sandbox, runs the script when there is one, waits for it,
+ * deletes it on exit 0 and reports its status to the supervisor.
+ */
+static void
+post_exec(char **envp)
+{
+	char *argv[] = { POST_EXEC_NAME, ct.post_arg, NULL };
+	struct post_exec_report r = { POST_EXEC_MAGIC, 0 };
+	struct stat st;
+	sigset_t none;
+	pid_t pid;
+
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0)
+		cfail("PR_SET_PDEATHSIG");
+	enter_sandbox();
+	if (stat(POST_EXEC_NAME, &st) != 0)
+		_exit(0);
+	if ((pid = fork()) < 0)
+		cfail("fork for " POST_EXEC_NAME);
+	if (pid == 0) {
+		execve(POST_EXEC_NAME, argv, envp);
+		cnote("hpd: cannot run " POST_EXEC_NAME ": %s\n",
+		    strerror(errno));
+		_exit(127);
+	}
+	while (waitpid(pid, &r.status, 0) < 0)
+		if (errno != EINTR)
+			cfail("waitpid " POST_EXEC_NAME);
+	if (WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0) {
+		if (unlink(POST_EXEC_NAME) != 0)
+			cnote("hpd: " POST_EXEC_NAME " exited 0 but cannot be"
+			    " deleted: %s\n", strerror(errno));
+	} else if (WIFEXITED(r.status) && WEXITSTATUS(r.status) >= 3 &&
+	    WEXITSTATUS(r.status) <= 125)
+		cnote("hpd: " POST_EXEC_NAME " exited %d: kept\n",
+		    WEXITSTATUS(r.status));
+	else if (WIFEXITED(r.status))
+		cnote("hpd: error: " POST_EXEC_NAME " exited %d\n",
+		    WEXITSTATUS(r.status));
+	else
+		cnote("hpd: error: " POST_EXEC_NAME " killed by signal %d\n",
+		    WTERMSIG(r.status));
+	if (ct.post_wfd >= 0)
+		(void)!write(ct.post_wfd, &r, sizeof(r));
+	_exit(0);
+}
+
+/*
+ * The contract's init: pid 1 of its pid namespace (as root) or its parent
+ * and child subreaper (development mode). Waits for every process under
+ * it, starts the post_exec.sh helper after a normal exit of the contract,
+ * then exits with the contract's status: the same signal when it was
+ * killed where that can be passed on, else 128 + the signal.
+ */
 static void
 contract_init_proc(char **argv, char **envp)
 {
+	struct rlimit nocore = { 0, 0 };
 	sigset_t all;
 	pid_t c, p;
-	int status = 0;
+	int status = 0, null;
 
-	hide_node_dir();
+	prctl(PR_SET_NAME, "contract-init", 0, 0, 0);
+	if (sv.privsep)
+		hide_node_dir();
+	else if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0)
+		cfail("PR_SET_CHILD_SUBREAPER");
 	if ((c = fork()) < 0)
 		cfail("fork");
-	if (c == 0)
+	if (c == 0) {
+		if (!sv.privsep && prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0)
+		    != 0)
+			cfail("PR_SET_PDEATHSIG");
 		exec_contract(argv, envp);
-	/* Holding no descriptor, so the runner sees its channels close. */
+	}
+	/* Holding only the logs (for post_exec.sh) and the report pipe, so
+	 * the runner sees its channels close. */
 	sigfillset(&all);
 	sigprocmask(SIG_SETMASK, &all, NULL);
-	syscall(SYS_close_range, 0, ~0U, 0);
+	if ((null = open("/dev/null", O_RDONLY)) < 0 || dup2(null, 0) != 0)
+		cfail("/dev/null");
+	if (ct.post_wfd > 3)
+		syscall(SYS_close_range, 3, ct.post_wfd - 1, 0);
+	else
+		syscall(SYS_close_range, 3, ~0U, 0);
 	for (;;) {
 		int st;
 		if ((p = waitpid(-1, &st, 0)) < 0) {
@@ -323,11 +481,22 @@ contract_init_proc(char **argv, char **envp)
 				continue;
 			break;
 		}
-		if (p == c)
-			status = st;
+		if (p != c)
+			continue;
+		status = st;
+		if (WIFEXITED(st) && !ct.readonly && (p = fork()) == 0)
+			post_exec(envp);
+		if (p < 0)
+			cnote("hpd: error: cannot start the " POST_EXEC_NAME
+			    " helper: %s\n", strerror(errno));
 	}
-	if (WIFSIGNALED(status))
+	if (WIFSIGNALED(status)) {
+		setrlimit(RLIMIT_CORE, &nocore);
+		signal(WTERMSIG(status), SIG_DFL);
+		sigprocmask(SIG_UNBLOCK, &all, NULL);
+		raise(WTERMSIG(status));
 		_exit(128 + WTERMSIG(status));
+	}
 	_exit(WEXITSTATUS(status));
 }
 
@@ -345,7 +514,9 @@ place_fds(int out, int err)
 			cfail("fcntl");
 	}
 	if ((out = fcntl(out, F_DUPFD_CLOEXEC, HP_CONTRACT_FD_MAX + 1)) < 0 ||
-	    (err = fcntl(err, F_DUPFD_CLOEXEC, HP_CONTRACT_FD_MAX + 1)) < 0)
+	    (err = fcntl(err, F_DUPFD_CLOEXEC, HP_CONTRACT_FD_MAX + 1)) < 0 ||
+	    (ct.post_wfd >= 0 && (ct.post_wfd = fcntl(ct.post_wfd,
+	    F_DUPFD_CLOEXEC, HP_CONTRACT_FD_MAX + 1)) < 0))
 		cfail("fcntl");
 	if (dup2(out, 1) != 1 || dup2(err, 2) != 2)
 		cfail("dup2");
@@ -361,7 +532,12 @@ place_fds(int out, int err)
 				cfail("/dev/null");
 		}
 	}
-	syscall(SYS_close_range, HP_CONTRACT_FD_MAX + 1, ~0U, 0);
+	/* Above the contract's fds only the report pipe stays (CLOEXEC). */
+	if (ct.post_wfd > HP_CONTRACT_FD_MAX + 1)
+		syscall(SYS_close_range, HP_CONTRACT_FD_MAX + 1,
+		    ct.post_wfd - 1, 0);
+	syscall(SYS_close_range, ct.post_wfd > HP_CONTRACT_FD_MAX ?
+	    ct.post_wfd + 1 : HP_CONTRACT_FD_MAX + 1, ~0U, 0);
 	for (int i = 3; i <= HP_CONTRACT_FD_MAX; i++)
 		if (moved[i] < 0)
 			close(i);
@@ -381,30 +557,68 @@ contract_child(int out, int err, char **argv, char **envp)
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0)
 		cfail("PR_SET_PDEATHSIG");
 	place_fds(out, err);
-	if (sv.privsep)
-		contract_init_proc(argv, envp);
-	exec_contract(argv, envp);
+	contract_init_proc(argv, envp);
 }
 
 /* ---- the supervisor side ---- */
 
-static int
-open_log(const char *name, uint64_t seq)
+/*
+ * path → path.1 → … → path.(max_file_count - 1); the oldest falls off, as
+ * do files left beyond the count by an earlier, larger setting.
+ */
+static void
+rotate_log(const char *path)
 {
-	char path[PATH_MAX], mark[96];
+	char from[PATH_MAX + 24], to[PATH_MAX + 24];
+	unsigned max = sv.cfg.contract.log.max_file_count > 1000 ? 1000 :
+	    (unsigned)sv.cfg.contract.log.max_file_count;
+
+	for (unsigned i = max > 1 ? max : 1; ; i++) {
+		snprintf(to, sizeof(to), "%s.%u", path, i);
+		if (unlink(to) != 0 && errno == ENOENT)
+			break;
+	}
+	for (unsigned i = max > 1 ? max - 1 : 1; i > 1; i--) {
+		snprintf(from, sizeof(from), "%s.%u", path, i - 1);
+		snprintf(to, sizeof(to), "%s.%u", path, i);
+		if (rename(from, to) != 0 && errno != ENOENT)
+			log_warn("contract log: rename %s", from);
+	}
+	snprintf(to, sizeof(to), "%s.1", path);
+	if (max > 1 ? rename(path, to) : unlink(path))
+		log_warn("contract log: rotating %s", path);
+}
+
+/*
+ * NODE/log/contract/NAME for one run, rotated first when it has grown past
+ * contract.log.max_mbytes_per_file (0: never), with the run's marker line.
+ */
+static int
+open_log(const char *name, const char *lcl)
+{
+	char path[PATH_MAX], mark[160], when[32];
+	uint64_t max = sv.cfg.contract.log.max_mbytes_per_file * 1024 * 1024;
+	struct stat st;
+	struct tm tm;
+	time_t now = time(NULL);
 	int fd, n;
 
-	if (!sv.cfg.contract.log.enable)
+	if (!sv.cfg.contract.log.enable || ct.readonly)
 		return open("/dev/null", O_WRONLY | O_CLOEXEC);
 	snprintf(path, sizeof(path), "%s/log/contract/%s", sv.dir, name);
+	if (max > 0 && lstat(path, &st) == 0 && S_ISREG(st.st_mode) &&
+	    (uint64_t)st.st_size >= max)
+		rotate_log(path);
 	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
 	    0640);
 	if (fd < 0) {
 		log_warn("contract log %s", path);
 		return open("/dev/null", O_WRONLY | O_CLOEXEC);
 	}
+	gmtime_r(&now, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	n = snprintf(mark, sizeof(mark), "---- hpd: contract run for ledger"
-	    " %llu ----\n", (unsigned long long)seq);
+	    " %s at %s ----\n", lcl, when);
 	(void)!write(fd, mark, (size_t)n);
 	return fd;
 }
@@ -451,6 +665,38 @@ poll_closed(uv_handle_t *h)
 	ct.polling = 0;
 }
 
+/* What the post_exec.sh helper reported, if a script ran. */
+static void
+post_exec_result(void)
+{
+	struct post_exec_report r;
+	ssize_t n;
+	int st;
+
+	if (ct.post_fd < 0)
+		return;
+	n = read(ct.post_fd, &r, sizeof(r));
+	close(ct.post_fd);
+	ct.post_fd = -1;
+	if (n != (ssize_t)sizeof(r) || r.magic != POST_EXEC_MAGIC)
+		return;
+	st = r.status;
+	if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
+		log_info("contract run for ledger %llu: " POST_EXEC_NAME
+		    " exited 0 and was deleted", (unsigned long long)ct.seq);
+	else if (WIFEXITED(st) && WEXITSTATUS(st) >= 3 &&
+	    WEXITSTATUS(st) <= 125)
+		log_info("contract run for ledger %llu: " POST_EXEC_NAME
+		    " exited %d and is kept", (unsigned long long)ct.seq,
+		    WEXITSTATUS(st));
+	else
+		log_warnx("contract run for ledger %llu: " POST_EXEC_NAME
+		    " failed: %s %d (its output is in the contract log)",
+		    (unsigned long long)ct.seq, WIFEXITED(st) ? "exit" :
+		    "killed by signal", WIFEXITED(st) ? WEXITSTATUS(st) :
+		    WTERMSIG(st));
+}
+
 static void
 exit_cb(uv_poll_t *h, int status, int events)
 {
@@ -468,6 +714,7 @@ exit_cb(uv_poll_t *h, int status, int events)
 	    si.si_code == CLD_EXITED ? "exited with" : "killed by signal",
 	    si.si_status, (unsigned long long)ms);
 	ct.pid = 0;
+	post_exec_result();
 	reply(HP_MSG_CONTRACT_EXITED, ct.run_id, si.si_code == CLD_EXITED,
 	    NULL, 0, (uint64_t)si.si_status, ms);
 }
@@ -486,12 +733,13 @@ split_args(char *buf, char **argv)
 }
 
 static void
-spawn(uint32_t id, uint64_t seq)
+spawn(uint32_t id, uint64_t seq, const uint8_t *hash)
 {
 	static char argbuf[4096];
 	char *argv[CONTRACT_ARGV_MAX], *envp[CONTRACT_ENV_MAX];
+	char hex[65], lcl[96];
 	struct clone_args ca;
-	int pidfd = -1, out, err, n = 0, has_path = 0;
+	int pidfd = -1, out, err, n = 0, has_path = 0, pp[2] = { -1, -1 };
 	long pid;
 
 	if (!ct.ready) {
@@ -528,8 +776,23 @@ spawn(uint32_t id, uint64_t seq)
 		envp[n++] = strdup("PATH=/usr/local/bin:/usr/bin:/bin");
 	envp[n] = NULL;
 
-	out = open_log("stdout.log", seq);
-	err = open_log("stderr.log", seq);
+	/* post_exec.sh's argument: "<lcl seq> <lcl hash hex>". */
+	if (hash != NULL)
+		hp_hash_hex(hash, 32, hex);
+	else
+		memset(hex, '0', 64);
+	hex[64] = '\0';
+	snprintf(ct.post_arg, sizeof(ct.post_arg), "%llu %s",
+	    (unsigned long long)seq, hex);
+	snprintf(lcl, sizeof(lcl), "%llu%s%.8s", (unsigned long long)seq,
+	    hash != NULL ? "-" : "", hash != NULL ? hex : "");
+	if (pipe2(pp, O_CLOEXEC | O_NONBLOCK) != 0)
+		log_warn("contract run for ledger %llu: post_exec.sh report"
+		    " pipe", (unsigned long long)seq);
+	ct.post_wfd = pp[1];
+
+	out = open_log("stdout.log", lcl);
+	err = open_log("stderr.log", lcl);
 	memset(&ca, 0, sizeof(ca));
 	ca.flags = CLONE_PIDFD | (sv.privsep ? CLONE_NEWPID | CLONE_NEWNS |
 	    CLONE_NEWIPC | CLONE_NEWNET : 0);
@@ -544,8 +807,13 @@ spawn(uint32_t id, uint64_t seq)
 		close(out);
 	if (err >= 0)
 		close(err);
+	if (pp[1] >= 0)
+		close(pp[1]);
+	ct.post_wfd = -1;
 	drop_fds();
 	if (pid < 0) {
+		if (pp[0] >= 0)
+			close(pp[0]);
 		char msg[128];
 		snprintf(msg, sizeof(msg), "cannot start the contract: %s",
 		    strerror(errno));
@@ -557,6 +825,10 @@ spawn(uint32_t id, uint64_t seq)
 	ct.pid = (pid_t)pid;
 	ct.pidfd = pidfd;
 	ct.run_id = id;
+	ct.seq = seq;
+	if (ct.post_fd >= 0)
+		close(ct.post_fd);
+	ct.post_fd = pp[0];
 	ct.ch = sv.w[HP_W_RUNNER].ch;
 	ct.started_ms = now_ms();
 	uv_poll_init(sv.loop, &ct.poll, pidfd);
@@ -577,6 +849,7 @@ contract_kill(void)
 void
 contract_on_msg(struct hp_msg *m)
 {
+	const msgpack_object *h;
 	uint64_t v = 0;
 
 	switch (m->type) {
@@ -593,10 +866,17 @@ contract_on_msg(struct hp_msg *m)
 		ct.fds[v] = m->fd;
 		m->fd = -1;
 		break;
-	case HP_MSG_SPAWN_CONTRACT:
+	case HP_MSG_SPAWN_CONTRACT: {
+		bool ro = false;
 		(void)hp_mpack_u64(m->body, 1, &v);
-		spawn(m->id, v);
+		(void)hp_mpack_bool(m->body, 3, &ro);
+		ct.readonly = ro;
+		h = hp_mpack_get(m->body, 2);
+		spawn(m->id, v, h != NULL && h->type == MSGPACK_OBJECT_BIN &&
+		    h->via.bin.size == 32 ? (const uint8_t *)h->via.bin.ptr :
+		    NULL);
 		break;
+	}
 	case HP_MSG_KILL_CONTRACT:
 		contract_kill();
 		break;

@@ -44,11 +44,16 @@ static struct pending {
 	uint32_t qid;		/* 0 = free */
 	uint32_t req_id;	/* the hpctl request id */
 	struct ctl_conn *conn;
+	/* "show sync" asks the state worker, then consensus, and merges */
+	int sync_stage;		/* 0: plain relay; 1: state asked; 2: consensus */
+	msgpack_sbuffer state;	/* the state worker's data, stage 2 */
 } pending[MAX_PENDING];
 static uint32_t next_qid = 1;
 
 static void relay(struct ctl_conn *c, uint32_t id, int owner,
     char argv[][64], int argc);
+static void relay_sync(struct ctl_conn *c, uint32_t id, int stage,
+    const msgpack_object *state);
 static int show_owner(const char *what);
 
 static void
@@ -169,6 +174,8 @@ handle(struct ctl_conn *c, uint32_t id, char argv[][64], int argc)
 		if (owner < 0)
 			reply(c, id, 100, "show what? consensus, ledger [SEQ],"
 			    " peers, state, sync, runner, gateway", NULL, NULL);
+		else if (strcmp(argv[1], "sync") == 0)
+			relay_sync(c, id, 1, NULL);
 		else
 			relay(c, id, owner, argv + 1, argc - 1);
 		return;
@@ -278,8 +285,34 @@ show_owner(const char *what)
 }
 
 /* Relay argv to worker `owner`; its answer comes back in control_answer. */
+static int
+relay_stage(struct ctl_conn *c, uint32_t id, int owner, char argv[][64],
+    int argc, int stage, const msgpack_object *state);
+
 static void
 relay(struct ctl_conn *c, uint32_t id, int owner, char argv[][64], int argc)
+{
+	relay_stage(c, id, owner, argv, argc, 0, NULL);
+}
+
+/*
+ * "show sync": every stage of bringing this node up to the cluster — the
+ * config (patch.cfg) and the ledgers from consensus, the state from the
+ * state worker — in one answer {config, state, ledger}.
+ */
+static void
+relay_sync(struct ctl_conn *c, uint32_t id, int stage,
+    const msgpack_object *state)
+{
+	char argv[1][64] = { "sync" };
+
+	relay_stage(c, id, stage == 1 ? HP_W_STATE : HP_W_CONSENSUS, argv, 1,
+	    stage, state);
+}
+
+static int
+relay_stage(struct ctl_conn *c, uint32_t id, int owner, char argv[][64],
+    int argc, int stage, const msgpack_object *state)
 {
 	struct hp_frame f;
 	struct worker *w;
@@ -290,7 +323,7 @@ relay(struct ctl_conn *c, uint32_t id, int owner, char argv[][64], int argc)
 		snprintf(msg, sizeof(msg), "%s worker is %s; try again when it"
 		    " is ready", w->name, wstate_name(w->state));
 		reply(c, id, 1, msg, NULL, NULL);
-		return;
+		return -1;
 	}
 	for (int i = 0; i < MAX_PENDING; i++) {
 		if (pending[i].qid != 0)
@@ -300,6 +333,14 @@ relay(struct ctl_conn *c, uint32_t id, int owner, char argv[][64], int argc)
 			next_qid = 1;
 		pending[i].req_id = id;
 		pending[i].conn = c;
+		pending[i].sync_stage = stage;
+		msgpack_sbuffer_init(&pending[i].state);
+		if (state != NULL) {
+			msgpack_packer pk;
+			msgpack_packer_init(&pk, &pending[i].state,
+			    msgpack_sbuffer_write);
+			msgpack_pack_object(&pk, *state);
+		}
 		hp_frame_begin(&f, HP_MSG_CTL_QUERY, pending[i].qid, 0);
 		msgpack_pack_map(&f.pk, 1);
 		msgpack_pack_uint32(&f.pk, 1);
@@ -307,9 +348,46 @@ relay(struct ctl_conn *c, uint32_t id, int owner, char argv[][64], int argc)
 		for (int a = 0; a < argc; a++)
 			hp_mpack_pack_cstr(&f.pk, argv[a]);
 		hp_chan_send(w->ch, &f, -1);
-		return;
+		return 0;
 	}
 	reply(c, id, 1, "too many queries in flight", NULL, NULL);
+	return -1;
+}
+
+/* The merged "show sync" answer: consensus's {config, ledger} with the
+ * state worker's data as "state". */
+static void
+reply_sync(struct pending *p, const struct hp_msg *m)
+{
+	const msgpack_object *d = hp_mpack_get(m->body, 3);
+	uint64_t code = 1;
+	struct hp_frame f;
+	msgpack_unpacked st;
+	uint32_t n = 0;
+
+	(void)hp_mpack_u64(m->body, 1, &code);
+	if (d != NULL && d->type == MSGPACK_OBJECT_MAP)
+		n = d->via.map.size;
+	hp_frame_begin(&f, HP_CTL_REPLY, p->req_id, 0);
+	msgpack_pack_map(&f.pk, 3);
+	msgpack_pack_uint32(&f.pk, 1);
+	msgpack_pack_uint64(&f.pk, 0);
+	msgpack_pack_uint32(&f.pk, 2);
+	hp_mpack_pack_cstr(&f.pk, "ok");
+	msgpack_pack_uint32(&f.pk, 3);
+	msgpack_pack_map(&f.pk, (code == 0 ? n : 0) + 1);
+	for (uint32_t i = 0; code == 0 && i < n; i++) {
+		msgpack_pack_object(&f.pk, d->via.map.ptr[i].key);
+		msgpack_pack_object(&f.pk, d->via.map.ptr[i].val);
+	}
+	hp_mpack_pack_cstr(&f.pk, "state");
+	if (hp_mpack_unpack((const uint8_t *)p->state.data, p->state.size,
+	    &st) == 0) {
+		msgpack_pack_object(&f.pk, st.data);
+		msgpack_unpacked_destroy(&st);
+	} else
+		msgpack_pack_nil(&f.pk);
+	hp_chan_send(&p->conn->ch, &f, -1);
 }
 
 void
@@ -322,8 +400,24 @@ control_answer(uint32_t qid, const struct hp_msg *m)
 		if (pending[i].qid != qid || qid == 0)
 			continue;
 		pending[i].qid = 0;
-		if (pending[i].conn == NULL)
+		if (pending[i].conn == NULL) {
+			msgpack_sbuffer_destroy(&pending[i].state);
 			return;		/* hpctl went away */
+		}
+		if (pending[i].sync_stage == 1) {
+			const msgpack_object *d = hp_mpack_get(m->body, 3);
+			msgpack_object nil = { .type = MSGPACK_OBJECT_NIL };
+			msgpack_sbuffer_destroy(&pending[i].state);
+			relay_sync(pending[i].conn, pending[i].req_id, 2,
+			    d != NULL ? d : &nil);
+			return;
+		}
+		if (pending[i].sync_stage == 2) {
+			reply_sync(&pending[i], m);
+			msgpack_sbuffer_destroy(&pending[i].state);
+			return;
+		}
+		msgpack_sbuffer_destroy(&pending[i].state);
 		/* Re-pack the answer as the reply; the data passes through. */
 		hp_frame_begin(&f, HP_CTL_REPLY, pending[i].req_id, 0);
 		o = m->body;

@@ -1048,6 +1048,42 @@ pack_consensus(msgpack_packer *pk)
 	}
 }
 
+/* hpctl show sync: the config and ledger stages (the supervisor adds the
+ * state worker's "state"). */
+static void
+pack_sync(msgpack_packer *pk)
+{
+	struct hp_ledger l;
+	const char *cfg;
+	int have = ledger_store_last(cs.store, &l) == 0 && l.seq > 0;
+
+	if (!have)
+		cfg = "waiting for a ledger from the cluster";
+	else if (cs.patch_ok_known && memcmp(cs.patch_ok, l.patch_hash, 32) == 0)
+		cfg = "synced: hp.cfg matches the cluster's patch.cfg";
+	else if (memcmp(cs.patch_hash, l.patch_hash, 32) != 0)
+		cfg = "syncing: fetching the cluster's patch.cfg with the state";
+	else
+		cfg = "applying the cluster's patch.cfg to hp.cfg";
+	msgpack_pack_map(pk, 2);
+	hp_mpack_pack_cstr(pk, "config");
+	msgpack_pack_map(pk, 3);
+	hp_mpack_kv_str(pk, "status", cfg);
+	hp_mpack_kv_hex(pk, "cluster_patch_hash", have ? l.patch_hash :
+	    (const uint8_t[32]){ 0 }, 32);
+	hp_mpack_kv_hex(pk, "local_patch_hash", cs.patch_hash, 32);
+	hp_mpack_pack_cstr(pk, "ledger");
+	msgpack_pack_map(pk, 6);
+	hp_mpack_kv_str(pk, "status", cs.syncing ? "syncing" : "synced");
+	hp_mpack_kv_u64(pk, "lcl", have ? l.seq : 0);
+	hp_mpack_kv_u64(pk, "target", cs.syncing ? cs.sync_target :
+	    (have ? l.seq : 0));
+	hp_mpack_kv_u64(pk, "ledgers_synced", cs.ledgers_synced);
+	hp_mpack_kv_u64(pk, "ledgers_left", cs.syncing && have &&
+	    cs.sync_target > l.seq ? cs.sync_target - l.seq : 0);
+	hp_mpack_kv_u64(pk, "peers", cs.syncing ? cs.sync_nfrom : 0);
+}
+
 static int
 show(int argc, char **argv, msgpack_packer *pk, char *msg, size_t msgsize)
 {
@@ -1078,8 +1114,12 @@ show(int argc, char **argv, msgpack_packer *pk, char *msg, size_t msgsize)
 		pack_ledger(pk, &l);
 		return 0;
 	}
+	if (argc >= 1 && strcmp(argv[0], "sync") == 0) {
+		pack_sync(pk);
+		return 0;
+	}
 	snprintf(msg, msgsize, "the consensus worker shows: consensus,"
-	    " ledger [SEQ]");
+	    " ledger [SEQ], sync");
 	return 100;
 }
 

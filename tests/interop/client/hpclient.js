@@ -46,6 +46,22 @@ async function client(o) {
 }
 
 const scenarios = {
+    // Submit one input (o.input) and wait for its status; collect the
+    // unl_change notifications seen until then.
+    async submit(o) {
+        const { c } = await client(o);
+        if (!await c.connect())
+            done({ connected: false });
+        const unl = [];
+        c.on(HotPocket.events.unlChange, (u) => unl.push(u));
+        await c.subscribe(HotPocket.notificationChannels.unlChange);
+        const sub = await c.submitContractInput(o.input);
+        const status = await sub.submissionStatus;
+        await sleep(o.waitMs || 0);
+        await c.close();
+        done({ connected: true, status, unl });
+    },
+
     // connect() only.
     async connect(o) {
         const { c } = await client(o);
