@@ -76,7 +76,7 @@ def blank_node(c, cl, name, peer, unl_key):
 
 def submit(url, text):
     r = subprocess.run([NODE, CLIENT, "submit", json.dumps({"servers": [url], "input": text,
-                                                             "waitMs": 3000})],
+                                                             "waitMs": 8000})],
                        capture_output=True, text=True, timeout=90)
     for line in reversed(r.stdout.splitlines()):
         if line.startswith("RESULT "):
@@ -121,6 +121,8 @@ def clone_and_admit(c, cl, n4):
     # The user asks the cluster to admit node 4.
     res = submit("wss://localhost:%d" % cl.nodes[1].cfg()["user"]["port"], key4)
     assert res["connected"] and res["status"]["status"] == "accepted", res
+    # The client heard of the new UNL (unl_change notification).
+    assert any(key4 in u and len(u) == 4 for u in res["unl"]), res["unl"]
     for nd in cl.nodes:
         wait_for("UNL of 4 on %s" % nd.dir, lambda nd=nd: len(nd.cfg()["contract"]["unl"]) == 4,
                  60, 0.5)
