@@ -7,9 +7,21 @@ contract instances, and configuration changes through ../patch.cfg
 Needs root and `npm ci` in tests/interop (scripts/setup)."""
 import json
 import os
+import subprocess
 
 from hpdtest import Case, main, wait_for
-from test_runner import cluster, state_file
+from test_runner import INTEROP, NODE, cluster, state_file
+
+CLIENT = os.path.join(INTEROP, "client", "hpclient.js")
+
+
+def client(scenario, **opts):
+    r = subprocess.run([NODE, CLIENT, scenario, json.dumps(opts)], capture_output=True,
+                       text=True, timeout=120)
+    for line in reversed(r.stdout.splitlines()):
+        if line.startswith("RESULT "):
+            return json.loads(line[7:])
+    raise AssertionError("hpclient %s: %s %s" % (scenario, r.stdout[-1500:], r.stderr[-1500:]))
 
 
 def test_npl_messages_reach_every_instance():
@@ -67,8 +79,32 @@ def test_update_config_changes_roundtime_on_every_node():
             assert nd.log().count("Contract config updated from patch file.") == 1
 
 
+def test_output_flood_stops_at_user_output_bytes():
+    with Case() as c:
+        cl = cluster(c, 3, "flood", {"round_limits": {"user_output_bytes": 4096}})
+        cl.wait_ledgers(2, timeout=60)
+        url = "wss://localhost:%d" % cl.nodes[0].cfg()["user"]["port"]
+        # 2 MB: more than the socket buffers hold, so writes block, the
+        # node reads, and past the limit it closes its end.
+        r = client("outputs", servers=[url], input="2000 1000", waitMs=6000)
+        assert r["connected"] and r["status"]["status"] == "accepted", r
+        # 4 outputs of 1000 bytes fit in 4096; the 5th closed the socket.
+        outs = r["outputs"]
+        assert len(outs) == 4, len(outs)
+        assert [o[:4] for o in outs] == ["%04d" % i for i in range(4)]
+        for nd in cl.nodes:
+            assert "passed its limit (4096 bytes); its socket is closed" in nd.log()
+            line = wait_for("flood.txt", lambda nd=nd: state_file(nd, "flood.txt"), 20, 0.3)
+            assert line.split()[1] == "sent=2000", line
+        # Rounds go on, and the nodes agree.
+        s = cl.last_seq(0)
+        wait_for("ledgers after the flood", lambda: cl.last_seq(0) >= s + 3, 30, 0.3)
+        cl.check_no_fork()
+
+
 if __name__ == "__main__":
     main([
+        test_output_flood_stops_at_user_output_bytes,
         test_npl_messages_reach_every_instance,
         test_update_config_changes_roundtime_on_every_node,
     ])

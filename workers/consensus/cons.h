@@ -30,5 +30,8 @@ uint64_t cons_active_on(const uint8_t pk[32]);
 /* The verified peers connected now ("host:port" is not known here; they
  * are shown by key). */
 uint32_t cons_npeers(void);
+/* The runner's RUN_DONE for ledger seq, with the state and patch hashes
+ * after the run (NULL when there was no run): the round goes on. */
+void cons_run_done(uint64_t seq, const uint8_t *state, const uint8_t *patch);
 
 #endif

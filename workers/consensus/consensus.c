@@ -72,6 +72,10 @@ static struct {
 	uint32_t live_sent, quorum_sent;
 	int live_known;
 	uint64_t live_warned;
+	/* the round is held while the contract runs over the lcl */
+	int run_hold;
+	uint64_t run_hold_seq, run_hold_since;
+	uint64_t run_waits, run_wait_timeouts;
 	/* the patch hash known to match hp.cfg (HP_MSG_PATCH_STATUS) */
 	uint8_t patch_ok[32];
 	int patch_ok_known;
@@ -240,6 +244,7 @@ send_known_peers(void)
 
 static void handle_out(struct round_out *out);
 static void arm_timer(void);
+static void check_hold(void);
 
 static void
 log_ledger(const struct hp_ledger *l, const char *how)
@@ -368,7 +373,15 @@ store_closed(const struct round_out *out)
 		prune_history();
 	check_state(l);
 	check_patch(l);
-	userio_closed(l, &out->users, &out->inputs);
+	if (userio_closed(l, &out->users, &out->inputs)) {
+		/* The next proposal waits for the run's state hash and
+		 * output root (DESIGN §5: a slow contract slows rounds). */
+		cs.run_hold = 1;
+		cs.run_hold_seq = l->seq;
+		cs.run_hold_since = uv_now(cs.loop);
+		cs.run_waits++;
+		round_hold(cs.round, 1);
+	}
 }
 
 static void
@@ -551,6 +564,7 @@ timer_cb(uv_timer_t *t)
 	round_out_free(&out);
 	userio_status();
 	check_liveness();
+	check_hold();
 	if (cs.syncing && uv_now(cs.loop) - cs.sync_started > SYNC_TIMEOUT_MS)
 		request_ledgers();	/* next peer */
 	arm_timer();
@@ -564,6 +578,9 @@ arm_timer(void)
 
 	if (delay > 1000)
 		delay = 1000;
+	/* Held: nothing is due until the run reports (or its budget ends). */
+	if (cs.run_hold && delay < 50)
+		delay = 50;
 	uv_timer_start(&cs.timer, timer_cb, delay, 0);
 }
 
@@ -873,13 +890,67 @@ peer_msg(struct hp_msg *m)
 	}
 }
 
+static void
+set_hashes(const uint8_t *state, const uint8_t *patch)
+{
+	static const uint8_t zero[32];
+
+	if (memcmp(cs.state_hash, state, 32) != 0 ||
+	    memcmp(cs.patch_hash, patch, 32) != 0)
+		cs.hashes_at = wall_ms();
+	memcpy(cs.state_hash, state, 32);
+	memcpy(cs.patch_hash, patch, 32);
+	round_set_hashes(cs.round, cs.state_hash, cs.patch_hash, zero);
+}
+
+static void
+release_hold(void)
+{
+	struct round_out out;
+
+	cs.run_hold = 0;
+	round_hold(cs.round, 0);
+	memset(&out, 0, sizeof(out));
+	round_tick(cs.round, wall_ms(), &out);
+	handle_out(&out);
+	round_out_free(&out);
+	arm_timer();
+}
+
+void
+cons_run_done(uint64_t seq, const uint8_t *state, const uint8_t *patch)
+{
+	/* The run's own hashes: STATE_HASHES may come a moment later. */
+	if (state != NULL && patch != NULL && cs.run_hold &&
+	    seq == cs.run_hold_seq)
+		set_hashes(state, patch);
+	if (cs.run_hold && seq == cs.run_hold_seq)
+		release_hold();
+}
+
+/* A run that does not report: after its time budget the round goes on
+ * without its hashes (it votes what it has). */
+static void
+check_hold(void)
+{
+	uint64_t budget = cs.cfg->contract.round_limits.exec_timeout;
+
+	budget = budget > 0 ? budget + 2000 : 30000;
+	if (!cs.run_hold || uv_now(cs.loop) - cs.run_hold_since < budget)
+		return;
+	cs.run_wait_timeouts++;
+	log_warnx("the contract run for ledger %llu did not report within"
+	    " %llu ms; consensus goes on without its outputs",
+	    (unsigned long long)cs.run_hold_seq, (unsigned long long)budget);
+	release_hold();
+}
+
 /* The state worker's committed hashes, voted from the next proposal on. */
 static void
 state_msg(struct hp_msg *m)
 {
 	const msgpack_object *s = hp_mpack_get(m->body, 1);
 	const msgpack_object *p = hp_mpack_get(m->body, 2);
-	static const uint8_t zero[32];
 
 	if (m->type != HP_MSG_STATE_HASHES || s == NULL || p == NULL ||
 	    s->type != MSGPACK_OBJECT_BIN || s->via.bin.size != 32 ||
@@ -887,12 +958,8 @@ state_msg(struct hp_msg *m)
 		log_warnx("malformed STATE_HASHES from the state worker; ignored");
 		return;
 	}
-	if (memcmp(cs.state_hash, s->via.bin.ptr, 32) != 0 ||
-	    memcmp(cs.patch_hash, p->via.bin.ptr, 32) != 0)
-		cs.hashes_at = wall_ms();
-	memcpy(cs.state_hash, s->via.bin.ptr, 32);
-	memcpy(cs.patch_hash, p->via.bin.ptr, 32);
-	round_set_hashes(cs.round, cs.state_hash, cs.patch_hash, zero);
+	set_hashes((const uint8_t *)s->via.bin.ptr,
+	    (const uint8_t *)p->via.bin.ptr);
 }
 
 static void
@@ -906,6 +973,13 @@ sibling_msg(int from, struct hp_msg *m)
 		userio_gw_msg(m);
 	else if (from == HP_W_RUNNER)
 		userio_runner_msg(m);
+}
+
+static void
+sibling_down(int id)
+{
+	if (id == HP_W_RUNNER && cs.run_hold)
+		release_hold();
 }
 
 static void
@@ -1224,6 +1298,7 @@ static const struct hp_worker_role role = {
 	.init = init,
 	.sibling_msg = sibling_msg,
 	.sibling_up = sibling_up,
+	.sibling_down = sibling_down,
 	.sup_msg = sup_msg,
 	.show = show,
 	.shutdown = shutdown_cb,

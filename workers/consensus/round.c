@@ -64,6 +64,7 @@ struct round {
 
 	struct held_input *pool;
 	uint32_t npool, cappool;
+	int hold;			/* round_hold(): no new round */
 };
 
 /* Stage requirements: HotPocket's float expression, quirks included. */
@@ -200,6 +201,12 @@ round_set_hashes(struct round *r, const uint8_t state[32],
 	memcpy(r->state, state, 32);
 	memcpy(r->patch, patch, 32);
 	memcpy(r->membership, membership, 32);
+}
+
+void
+round_hold(struct round *r, int hold)
+{
+	r->hold = hold;
 }
 
 void
@@ -506,25 +513,28 @@ send_stage0(struct round *r, struct round_out *out)
 	memcpy(p->patch_hash, r->patch, 32);
 	memcpy(p->membership_hash, r->membership, 32);
 	memcpy(p->output_hash, r->output, 32);
-	if (r->npool + r->nusers > 0) {
+	/* The lowest ordered hashes first (pool order); the rest wait. */
+	uint32_t npool = r->npool > ROUND_MAX_PROPOSED_INPUTS ?
+	    ROUND_MAX_PROPOSED_INPUTS : r->npool;
+	if (npool + r->nusers > 0) {
 		/* Users: every user connected here, and every user we hold
 		 * an input of. */
-		users = malloc(((size_t)r->npool + r->nusers) * 32);
-		oh = malloc((size_t)(r->npool ? r->npool : 1) *
+		users = malloc(((size_t)npool + r->nusers) * 32);
+		oh = malloc((size_t)(npool ? npool : 1) *
 		    HP_PROPOSAL_INPUT_WIDTH);
 		if (users == NULL || oh == NULL)
 			goto fail;
-		for (uint32_t i = 0; i < r->npool; i++) {
+		for (uint32_t i = 0; i < npool; i++) {
 			memcpy(users + (size_t)i * 32, r->pool[i].user, 32);
 			memcpy(oh + (size_t)i * HP_PROPOSAL_INPUT_WIDTH,
 			    r->pool[i].oh, HP_PROPOSAL_INPUT_WIDTH);
 		}
 		if (r->nusers > 0)
-			memcpy(users + (size_t)r->npool * 32, r->users,
+			memcpy(users + (size_t)npool * 32, r->users,
 			    (size_t)r->nusers * 32);
-		qsort_r(users, r->npool + r->nusers, 32, cmp_width,
+		qsort_r(users, npool + r->nusers, 32, cmp_width,
 		    (void *)(size_t)32);
-		for (uint32_t i = 0; i < r->npool + r->nusers; i++)
+		for (uint32_t i = 0; i < npool + r->nusers; i++)
 			if (nu == 0 || memcmp(users + (size_t)(nu - 1) * 32,
 			    users + (size_t)i * 32, 32) != 0)
 				memmove(users + (size_t)nu++ * 32,
@@ -532,7 +542,7 @@ send_stage0(struct round *r, struct round_out *out)
 	}
 	if (hp_set_assign(&p->users, 32, users, nu) != 0 ||
 	    hp_set_assign(&p->inputs, HP_PROPOSAL_INPUT_WIDTH, oh,
-	    r->npool) != 0)
+	    npool) != 0)
 		goto fail;
 	free(users);
 	free(oh);
@@ -750,6 +760,10 @@ vote_set(const struct round *r, struct hp_proposal **c, size_t nc,
 			memmove(all + nout++ * w, all + i * w, w);
 		i = j;
 	}
+	/* A proposal must fit in one peer frame: the lowest ordered hashes
+	 * go first, the rest wait for a later round. */
+	if (f == F_INPUTS && nout > ROUND_MAX_PROPOSED_INPUTS)
+		nout = ROUND_MAX_PROPOSED_INPUTS;
 	rc = hp_set_assign(out, w, all, (uint32_t)nout);
 	free(all);
 	return rc;
@@ -1046,7 +1060,7 @@ all_in(const struct round *r, int s)
 static void
 settle(struct round *r, uint64_t now, struct round_out *out)
 {
-	if (!r->started || now >= r->t + r->roundtime)
+	if (!r->hold && (!r->started || now >= r->t + r->roundtime))
 		new_round(r, now, out);
 	while (r->stage <= 3) {
 		if (r->abandoned) {

@@ -29,6 +29,10 @@
 					   the UNL's time_config */
 #define ROUND_MAX_UNL 1024
 #define ROUND_INPUT_TTL 16		/* ledgers an unconsensed input lives */
+/* Inputs one proposal carries at most: 40 bytes each, and up to 32 more
+ * for its user, must fit in a 1 MiB peer frame; more wait for later
+ * rounds, lowest ordered hash (nonce, then hash) first. */
+#define ROUND_MAX_PROPOSED_INPUTS 12000
 
 struct round_cfg {
 	uint8_t self[32];
@@ -116,6 +120,12 @@ void round_free(struct round *r);
  * proposal on. */
 void round_set_hashes(struct round *r, const uint8_t state[32],
     const uint8_t patch[32], const uint8_t membership[32]);
+
+/* While held, no new round starts (no stage-0 proposal): the caller holds
+ * the round while the contract runs over the lcl, so that the next
+ * proposal carries the run's state hash and output root. Release with
+ * hold 0; the round then starts at the current boundary. */
+void round_hold(struct round *r, int hold);
 
 /* The output root of our contract run over the lcl (zero: none), voted
  * from the next stage-0 proposal on. */

@@ -784,8 +784,9 @@ send_outputs(void)
 		u.outputs_sent++;
 }
 
-/* RUN for the runner: the ledger, the UNL, the users and their inputs. */
-static void
+/* RUN for the runner: the ledger, the UNL, the users and their inputs.
+ * 1 when it was sent. */
+static int
 send_run(const struct hp_ledger *l, const struct hp_set *users,
     struct uin **v, uint32_t n)
 {
@@ -795,7 +796,7 @@ send_run(const struct hp_ledger *l, const struct hp_set *users,
 	const uint8_t *unl = cons_unl(&nunl);
 
 	if (!cfg->contract.execute || !hp_worker_sibling_up(HP_W_RUNNER))
-		return;
+		return 0;
 	hp_frame_begin(&f, HP_MSG_RUN, 0, 0);
 	msgpack_pack_map(&f.pk, 5);
 	msgpack_pack_uint32(&f.pk, 1);
@@ -832,15 +833,16 @@ send_run(const struct hp_ledger *l, const struct hp_set *users,
 		}
 		k += m;
 	}
-	hp_worker_send(HP_W_RUNNER, &f, -1);
+	return hp_worker_send(HP_W_RUNNER, &f, -1) == 0;
 }
 
-void
+int
 userio_closed(const struct hp_ledger *l, const struct hp_set *users,
     const struct hp_set *inputs)
 {
 	struct uin **v;
 	uint32_t n, missing, nacc = 0, nrej = 0;
+	int ran;
 	struct hp_frame f;
 	static const uint8_t zero[32];
 
@@ -912,7 +914,7 @@ userio_closed(const struct hp_ledger *l, const struct hp_set *users,
 		for (uint32_t i = 0; i < n; i++)
 			if (v[i]->verdict == V_ACCEPTED)
 				v[k++] = v[i];
-		send_run(l, users, v, k);
+		ran = send_run(l, users, v, k);
 	}
 	free(v);
 	/* Drop what this ledger consumed and what it made too old. */
@@ -929,6 +931,7 @@ userio_closed(const struct hp_ledger *l, const struct hp_set *users,
 		    (unsigned long long)l->seq);
 	u.have_out = 0;
 	send_status();
+	return ran;
 }
 
 /* ---- the gateway and the runner ---- */
@@ -1074,6 +1077,9 @@ on_run_done(struct hp_msg *m)
 	msgpack_packer pk;
 	uint64_t seq = 0;
 
+	const msgpack_object *st = get_bin(m->body, 5, 32, 0);
+	const msgpack_object *pt = get_bin(m->body, 6, 32, 0);
+
 	if (root == NULL || leaves == NULL || users == NULL ||
 	    leaves->type != MSGPACK_OBJECT_ARRAY ||
 	    users->type != MSGPACK_OBJECT_ARRAY ||
@@ -1081,6 +1087,9 @@ on_run_done(struct hp_msg *m)
 		log_warnx("malformed RUN_DONE from the runner; ignored");
 		return;
 	}
+	cons_run_done(seq, st != NULL && pt != NULL ?
+	    (const uint8_t *)st->via.bin.ptr : NULL, st != NULL && pt != NULL ?
+	    (const uint8_t *)pt->via.bin.ptr : NULL);
 	/* Only the run over our lcl decides the next ledger's outputs. */
 	if (seq != lcl_seq(NULL))
 		return;

@@ -49,8 +49,8 @@ size_t userio_raw(const struct hp_ledger *l, const struct hp_set *users,
     const struct hp_set *inputs, struct ledger_raw *raw);
 /* The ledger is durable: settle its inputs, run the contract, sign the
  * outputs root it carries. */
-void userio_closed(const struct hp_ledger *l, const struct hp_set *users,
-    const struct hp_set *inputs);
+int userio_closed(const struct hp_ledger *l, const struct hp_set *users,
+    const struct hp_set *inputs);	/* 1: a RUN went to the runner */
 /* The lcl, vote or UNL changed (or the gateway came up): tell the
  * gateway. */
 void userio_status(void);

@@ -128,6 +128,8 @@ close_ends(void)
 	rn.ctl_fd = rn.npl_fd = rn.in_fd = -1;
 }
 
+static void send_done_zero(uint64_t seq);
+
 static void
 send_session(enum hp_session_op op)
 {
@@ -145,6 +147,7 @@ send_session(enum hp_session_op op)
 		    " state worker not connected");
 		close_ends();
 		rn.phase = IDLE;
+		send_done_zero(rn.seq);
 	}
 }
 
@@ -152,7 +155,7 @@ send_session(enum hp_session_op op)
 static void read_done(void);
 static void next_run(void);
 static void npl_read(void);
-static void send_done(const uint8_t state[32]);
+static void send_done(const uint8_t state[32], const uint8_t patch[32]);
 
 static void
 finish(void)
@@ -457,19 +460,32 @@ runner_on_run(const msgpack_object *body)
 	const msgpack_object *h;
 	uint64_t seq = 0, t = 0;
 
-	if (!rn.enabled)
-		return;
 	if (hp_mpack_u64(body, 1, &seq) != 0 || hp_mpack_u64(body, 3, &t) != 0 ||
 	    (h = hp_mpack_get(body, 2)) == NULL ||
 	    h->type != MSGPACK_OBJECT_BIN || h->via.bin.size != 32) {
 		log_warnx("malformed RUN from consensus; ignored");
 		return;
 	}
+	/* Every RUN gets its RUN_DONE: consensus waits for it before it
+	 * proposes again (zero root when there was no run). */
+	if (!rn.enabled) {
+		send_done_zero(seq);
+		return;
+	}
 	if (rn.phase != IDLE && rn.readonly) {
 		/* A read-only run is going: this one is next. */
 		msgpack_packer pk;
-		if (rn.have_pending)
+		if (rn.have_pending) {
+			msgpack_unpacked old;
+			uint64_t oseq = 0;
 			rn.skipped++;
+			if (hp_mpack_unpack((const uint8_t *)rn.pending_run.data,
+			    rn.pending_run.size, &old) == 0) {
+				(void)hp_mpack_u64(&old.data, 1, &oseq);
+				msgpack_unpacked_destroy(&old);
+				send_done_zero(oseq);
+			}
+		}
 		msgpack_sbuffer_clear(&rn.pending_run);
 		msgpack_packer_init(&pk, &rn.pending_run, msgpack_sbuffer_write);
 		msgpack_pack_object(&pk, *body);
@@ -481,6 +497,7 @@ runner_on_run(const msgpack_object *body)
 		log_warnx("contract run for ledger %llu skipped: the run for"
 		    " ledger %llu is still going", (unsigned long long)seq,
 		    (unsigned long long)rn.seq);
+		send_done_zero(seq);
 		return;
 	}
 	rn.id++;
@@ -524,16 +541,43 @@ timeout_cb(uv_timer_t *t)
 /* Outputs and their root to consensus: they become the next ledger's
  * output_hash. */
 static void
-send_done(const uint8_t state[32])
+send_done(const uint8_t state[32], const uint8_t patch[32])
 {
 	struct hp_frame f;
 	uint8_t root[32];
 
 	hp_frame_begin(&f, HP_MSG_RUN_DONE, 0, 0);
-	msgpack_pack_map(&f.pk, 4);
+	msgpack_pack_map(&f.pk, 6);
 	msgpack_pack_uint32(&f.pk, 1);
 	msgpack_pack_uint64(&f.pk, rn.seq);
 	runio_pack_done(&f.pk, state, root);
+	msgpack_pack_uint32(&f.pk, 5);
+	msgpack_pack_bin(&f.pk, 32);
+	msgpack_pack_bin_body(&f.pk, state, 32);
+	msgpack_pack_uint32(&f.pk, 6);
+	msgpack_pack_bin(&f.pk, 32);
+	msgpack_pack_bin_body(&f.pk, patch, 32);
+	hp_worker_send(HP_W_CONSENSUS, &f, -1);
+}
+
+/* No run (skipped, failed): nothing to deliver for that ledger. */
+static void
+send_done_zero(uint64_t seq)
+{
+	struct hp_frame f;
+	static const uint8_t zero[32];
+
+	hp_frame_begin(&f, HP_MSG_RUN_DONE, 0, 0);
+	msgpack_pack_map(&f.pk, 4);
+	msgpack_pack_uint32(&f.pk, 1);
+	msgpack_pack_uint64(&f.pk, seq);
+	msgpack_pack_uint32(&f.pk, 2);
+	msgpack_pack_bin(&f.pk, 32);
+	msgpack_pack_bin_body(&f.pk, zero, 32);
+	msgpack_pack_uint32(&f.pk, 3);
+	msgpack_pack_array(&f.pk, 0);
+	msgpack_pack_uint32(&f.pk, 4);
+	msgpack_pack_array(&f.pk, 0);
 	hp_worker_send(HP_W_CONSENSUS, &f, -1);
 }
 
@@ -641,10 +685,12 @@ runner_on_read(struct hp_msg *m)
 	next_run();
 }
 
+static void finish_log(bool ok, const char *err);
+
 void
 runner_on_session(struct hp_msg *m)
 {
-	const msgpack_object *s;
+	const msgpack_object *s, *p;
 	bool ok = false;
 	char err[160] = "";
 
@@ -661,6 +707,7 @@ runner_on_session(struct hp_msg *m)
 			pending_args = NULL;
 			runio_reset();
 			rn.phase = IDLE;
+			send_done_zero(rn.seq);
 			next_run();
 			return;
 		}
@@ -677,11 +724,24 @@ runner_on_session(struct hp_msg *m)
 		hp_hash_hex((const uint8_t *)s->via.bin.ptr, 32, hex);
 		memcpy(rn.last_state, hex, 8);
 		rn.last_state[8] = '\0';
-		if (ok)
-			send_done((const uint8_t *)s->via.bin.ptr);
 	}
+	p = hp_mpack_get(m->body, 3);
+	if (ok && s != NULL && s->type == MSGPACK_OBJECT_BIN &&
+	    s->via.bin.size == 32 && p != NULL &&
+	    p->type == MSGPACK_OBJECT_BIN && p->via.bin.size == 32)
+		send_done((const uint8_t *)s->via.bin.ptr,
+		    (const uint8_t *)p->via.bin.ptr);
+	else
+		send_done_zero(rn.seq);
 	runio_reset();
+	finish_log(ok, err);
 	next_run();
+}
+
+/* The run's log line, once its commit answered. */
+static void
+finish_log(bool ok, const char *err)
+{
 	if (!ok)
 		log_warnx("contract run for ledger %llu: commit failed: %s",
 		    (unsigned long long)rn.seq, err);
@@ -760,6 +820,8 @@ runner_state_down(void)
 		pending_args = NULL;
 		rn.failed++;
 		rn.phase = IDLE;
+		if (!rn.readonly)
+			send_done_zero(rn.seq);
 	}
 	/* SPAWN/RUNNING: the commit after the exit fails and is logged. */
 }

@@ -46,6 +46,24 @@ async function client(o) {
 }
 
 const scenarios = {
+    // Submit one input (o.input); collect every contract output that
+    // arrives within o.waitMs.
+    async outputs(o) {
+        const { c } = await client(o);
+        if (!await c.connect())
+            done({ connected: false });
+        const outputs = [];
+        c.on(HotPocket.events.contractOutput, (r) => {
+            for (const x of r.outputs)
+                outputs.push(Buffer.isBuffer(x) ? x.toString() : String(x));
+        });
+        const sub = await c.submitContractInput(o.input);
+        const status = await sub.submissionStatus;
+        await sleep(o.waitMs || 5000);
+        await c.close();
+        done({ connected: true, status, outputs });
+    },
+
     // Submit one input (o.input) and wait for its status; collect the
     // unl_change notifications seen until then.
     async submit(o) {
