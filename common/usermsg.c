@@ -938,11 +938,15 @@ rd_bfind(const struct rd *r, const char *key, bson_iter_t *out)
 	return found ? 0 : HP_ENOENT;
 }
 
-/* JSON: the value named key, or NULL. */
-static json_t *
-rd_jget(const struct rd *r, const char *key)
+/* The value named key: *j in JSON, *it in BSON; HP_ENOENT when absent. */
+static int
+rd_find(const struct rd *r, const char *key, json_t **j, bson_iter_t *it)
 {
-	return json_object_get(r->j, key);
+	*j = NULL;
+	if (r->proto != HP_UPROTO_JSON)
+		return rd_bfind(r, key, it);
+	*j = json_object_get(r->j, key);
+	return *j != NULL ? 0 : HP_ENOENT;
 }
 
 static int
@@ -953,17 +957,15 @@ rd_str(const struct rd *r, const char *key, const char **s, size_t *n)
 	json_t *v;
 	int e;
 
+	if ((e = rd_find(r, key, &v, &it)) != 0)
+		return e;
 	if (r->proto == HP_UPROTO_JSON) {
-		if ((v = rd_jget(r, key)) == NULL)
-			return HP_ENOENT;
 		if (!json_is_string(v))
 			return HP_EFORMAT;
 		*s = json_string_value(v);
 		*n = json_string_length(v);
 		return 0;
 	}
-	if ((e = rd_bfind(r, key, &it)) != 0)
-		return e;
 	if (!BSON_ITER_HOLDS_UTF8(&it))
 		return HP_EFORMAT;
 	*s = bson_iter_utf8(&it, &l);
@@ -1065,22 +1067,18 @@ rd_u64(const struct rd *r, const char *key, uint64_t *v)
 	int64_t x;
 	int e;
 
+	if ((e = rd_find(r, key, &j, &it)) != 0)
+		return e;
 	if (r->proto == HP_UPROTO_JSON) {
-		if ((j = rd_jget(r, key)) == NULL)
-			return HP_ENOENT;
 		if (!json_is_integer(j))
 			return HP_EFORMAT;
 		x = json_integer_value(j);
-	} else {
-		if ((e = rd_bfind(r, key, &it)) != 0)
-			return e;
-		if (BSON_ITER_HOLDS_INT32(&it))
-			x = bson_iter_int32(&it);
-		else if (BSON_ITER_HOLDS_INT64(&it))
-			x = bson_iter_int64(&it);
-		else
-			return HP_EFORMAT;
-	}
+	} else if (BSON_ITER_HOLDS_INT32(&it))
+		x = bson_iter_int32(&it);
+	else if (BSON_ITER_HOLDS_INT64(&it))
+		x = bson_iter_int64(&it);
+	else
+		return HP_EFORMAT;
 	if (x < 0)
 		return HP_EFORMAT;
 	*v = (uint64_t)x;
@@ -1094,16 +1092,14 @@ rd_bool(const struct rd *r, const char *key, int *v)
 	json_t *j;
 	int e;
 
+	if ((e = rd_find(r, key, &j, &it)) != 0)
+		return e;
 	if (r->proto == HP_UPROTO_JSON) {
-		if ((j = rd_jget(r, key)) == NULL)
-			return HP_ENOENT;
 		if (!json_is_boolean(j))
 			return HP_EFORMAT;
 		*v = json_is_true(j);
 		return 0;
 	}
-	if ((e = rd_bfind(r, key, &it)) != 0)
-		return e;
 	if (!BSON_ITER_HOLDS_BOOL(&it))
 		return HP_EFORMAT;
 	*v = bson_iter_bool(&it);
@@ -1122,16 +1118,14 @@ rd_sub(const struct rd *r, const char *key, int arr, struct rd *sub)
 
 	memset(sub, 0, sizeof(*sub));
 	sub->proto = r->proto;
+	if ((e = rd_find(r, key, &j, &it)) != 0)
+		return e;
 	if (r->proto == HP_UPROTO_JSON) {
-		if ((j = rd_jget(r, key)) == NULL)
-			return HP_ENOENT;
 		if (arr ? !json_is_array(j) : !json_is_object(j))
 			return HP_EFORMAT;
 		sub->j = j;
 		return 0;
 	}
-	if ((e = rd_bfind(r, key, &it)) != 0)
-		return e;
 	if (arr ? !BSON_ITER_HOLDS_ARRAY(&it) : !BSON_ITER_HOLDS_DOCUMENT(&it))
 		return HP_EFORMAT;
 	if (arr)

@@ -509,8 +509,8 @@ test_msg_ledger_query(void **state)
 		"{\"type\":\"ledger_query\",\"id\":\"q\","
 		"\"filter_by\":\"seq_no\","
 		"\"params\":{\"seq_no\":1}}",
-		"{\"type\":\"ledger_query\",\"filter_by\":\"seq_no\","
-		"\"params\":{\"seq_no\":1},\"include\":[]}",
+		("{\"type\":\"ledger_query\",\"filter_by\":\"seq_no\","
+		"\"params\":{\"seq_no\":1},\"include\":[]}"),
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		print_message("case %zu\n", i);
@@ -1192,6 +1192,17 @@ vector_line(FILE *f, const char *proto, const uint8_t pk[32],
 	fprintf(f, "],\"root\":\"%s\"}\n", hex);
 }
 
+/* The user's output hash h at leaf self, and the node's signature over
+ * the new root. */
+static void
+set_leaf(uint8_t *leaves, size_t n, size_t self, const uint8_t h[32],
+    const uint8_t *nsk, uint8_t root[32], uint8_t sig[64])
+{
+	memcpy(leaves + 32 * self, h, 32);
+	hp_utree_root(leaves, n, root);
+	crypto_sign_detached(sig, NULL, root, 32, nsk);
+}
+
 static void
 test_contract_output(void **state)
 {
@@ -1229,10 +1240,7 @@ test_contract_output(void **state)
 			if (n > 17 && self % 37 != 0 && self != 255 &&
 			    self != 256 && self != n - 1)
 				continue;
-			memcpy(leaves + 32 * self, oh, 32);
-			hp_utree_root(leaves, n, root);
-			crypto_sign_detached(sig, NULL, root, 32, nsk);
-
+			set_leaf(leaves, n, self, oh, nsk, root, sig);
 			assert_int_equal(hp_uenc_contract_output(HP_UPROTO_JSON,
 			    5, lh, outs, 1, oh, leaves, n, self, npk, sig, 1,
 			    &b), 0);
@@ -1252,9 +1260,7 @@ test_contract_output(void **state)
 				uint8_t oh1[32];
 
 				hp_uoutput_hash(upk, &o1, 1, oh1);
-				memcpy(leaves + 32 * self, oh1, 32);
-				hp_utree_root(leaves, n, root);
-				crypto_sign_detached(sig, NULL, root, 32, nsk);
+				set_leaf(leaves, n, self, oh1, nsk, root, sig);
 				assert_int_equal(hp_uenc_contract_output(
 				    HP_UPROTO_JSON, 5, lh, &o1, 1, oh1, leaves,
 				    n, self, npk, sig, 1, &b), 0);
@@ -1264,9 +1270,7 @@ test_contract_output(void **state)
 				cases++;
 			}
 
-			memcpy(leaves + 32 * self, oh, 32);
-			hp_utree_root(leaves, n, root);
-			crypto_sign_detached(sig, NULL, root, 32, nsk);
+			set_leaf(leaves, n, self, oh, nsk, root, sig);
 			assert_int_equal(hp_uenc_contract_output(HP_UPROTO_BSON,
 			    5, lh, outs, 2, oh, leaves, n, self, npk, sig, 1,
 			    &b), 0);

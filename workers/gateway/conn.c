@@ -2,16 +2,15 @@
  * conn.c — the user port's connections (gw.h): accept under the
  * configured limits, TLS (1.2 or later, the node's certificate from
  * cfg/tls.crt and cfg/tls.key) driven by a uv_poll_t on the non-blocking
- * socket, the HTTP upgrade, WebSocket bytes in and out through ws.c,
- * back-pressure, the handshake and idle timers, and the per-minute byte
- * and bad-message limits.
+ * socket through common/net.h, the HTTP upgrade, WebSocket bytes in and
+ * out through ws.c, back-pressure, the handshake and idle timers, and the
+ * per-minute byte and bad-message limits.
  */
 #include "gw.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <stdarg.h>
@@ -24,6 +23,7 @@
 
 #include "err.h"
 #include "log.h"
+#include "net.h"
 
 /* Where the supervisor puts the certificate and key for this worker. */
 #define TLS_CRT_FD	5
@@ -31,19 +31,6 @@
 
 static void on_poll(uv_poll_t *h, int status, int events);
 static void on_accept(uv_poll_t *h, int status, int events);
-
-static const char *
-tls_error(void)
-{
-	static char buf[160];
-	unsigned long e = ERR_get_error();
-
-	if (e == 0)
-		return "unknown TLS error";
-	ERR_error_string_n(e, buf, sizeof(buf));
-	ERR_clear_error();
-	return buf;
-}
 
 static BIO *
 open_pem(int fd, const char *dir, const char *rel)
@@ -69,12 +56,13 @@ load_cert(SSL_CTX *ctx, const char *dir)
 
 	if (crt == NULL || key == NULL) {
 		log_errx("cannot read the user port's certificate or key"
-		    " (cfg/tls.crt, cfg/tls.key): %s", tls_error());
+		    " (cfg/tls.crt, cfg/tls.key): %s", hp_tls_error());
 		goto out;
 	}
 	if ((x = PEM_read_bio_X509(crt, NULL, NULL, NULL)) == NULL ||
 	    SSL_CTX_use_certificate(ctx, x) != 1) {
-		log_errx("cfg/tls.crt: not a PEM certificate: %s", tls_error());
+		log_errx("cfg/tls.crt: not a PEM certificate: %s",
+		    hp_tls_error());
 		goto out;
 	}
 	for (;;) {
@@ -92,7 +80,7 @@ load_cert(SSL_CTX *ctx, const char *dir)
 	    SSL_CTX_use_PrivateKey(ctx, pkey) != 1 ||
 	    SSL_CTX_check_private_key(ctx) != 1) {
 		log_errx("cfg/tls.key: not the key of cfg/tls.crt: %s",
-		    tls_error());
+		    hp_tls_error());
 		goto out;
 	}
 	ok = 1;
@@ -111,7 +99,7 @@ conn_pre_sandbox(const char *dir)
 
 	if (ctx == NULL ||
 	    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1) {
-		log_errx("TLS setup failed: %s", tls_error());
+		log_errx("TLS setup failed: %s", hp_tls_error());
 		SSL_CTX_free(ctx);
 		return -1;
 	}
@@ -280,7 +268,7 @@ flush(struct conn *c)
 {
 	const uint8_t *p;
 	size_t n;
-	int w, e;
+	int w;
 
 	if (c->state == C_CLOSING || c->state == C_TLS)
 		return;
@@ -288,15 +276,12 @@ flush(struct conn *c)
 		ws_out(&c->ws, &p, &n);
 		if (n == 0)
 			break;
-		w = SSL_write(c->ssl, p, n > INT32_MAX ? INT32_MAX : (int)n);
-		if (w <= 0) {
-			e = SSL_get_error(c->ssl, w);
-			if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ)
-				c->want_write = e == SSL_ERROR_WANT_WRITE;
-			else
-				close_quiet(c, "write failed: %s",
-				    e == SSL_ERROR_SYSCALL ? strerror(errno) :
-				    tls_error());
+		w = hp_tls_write(c->ssl, p, n, &c->want_write);
+		if (w == HP_EAGAIN)
+			return;
+		if (w < 0) {
+			close_quiet(c, "write failed: %s", w == HP_EIO ?
+			    strerror(errno) : hp_tls_error());
 			return;
 		}
 		c->bytes_out += (uint64_t)w;
@@ -463,28 +448,21 @@ static void
 read_all(struct conn *c)
 {
 	uint8_t buf[16384];
-	int n, e;
+	int n;
 
 	while (!c->paused && c->state != C_CLOSING && !ws_done(&c->ws)) {
-		n = SSL_read(c->ssl, buf, sizeof(buf));
+		n = hp_tls_read(c->ssl, buf, sizeof(buf), &c->want_write);
 		if (n > 0) {
 			if (feed(c, buf, (size_t)n) != 0)
 				return;
 			continue;
 		}
-		e = SSL_get_error(c->ssl, n);
-		if (e == SSL_ERROR_WANT_READ)
-			return;
-		if (e == SSL_ERROR_WANT_WRITE) {
-			c->want_write = true;
-			return;
-		}
-		if (e == SSL_ERROR_ZERO_RETURN)
+		if (n == HP_EEOF)
 			close_quiet(c, "closed by the user");
-		else if (e == SSL_ERROR_SYSCALL)
+		else if (n == HP_EIO)
 			close_quiet(c, "connection lost");
-		else
-			close_quiet(c, "TLS error: %s", tls_error());
+		else if (n != HP_EAGAIN)
+			close_quiet(c, "TLS error: %s", hp_tls_error());
 		return;
 	}
 }
@@ -492,23 +470,19 @@ read_all(struct conn *c)
 static void
 pump(struct conn *c)
 {
-	int r, e;
+	const char *why;
+	int r;
 
 	c->want_write = false;
 	if (c->state == C_TLS) {
-		r = SSL_do_handshake(c->ssl);
-		if (r != 1) {
-			e = SSL_get_error(c->ssl, r);
-			if (e == SSL_ERROR_WANT_READ ||
-			    e == SSL_ERROR_WANT_WRITE) {
-				c->want_write = e == SSL_ERROR_WANT_WRITE;
-				set_events(c);
-			} else {
-				gw.c.handshake_failures++;
-				close_quiet(c, "TLS handshake failed: %s",
-				    e == SSL_ERROR_SYSCALL ? "connection lost" :
-				    tls_error());
-			}
+		r = hp_tls_handshake(c->ssl, &c->want_write, &why);
+		if (r == HP_EAGAIN) {
+			set_events(c);
+			return;
+		}
+		if (r != 0) {
+			gw.c.handshake_failures++;
+			close_quiet(c, "TLS handshake failed: %s", why);
 			return;
 		}
 		c->state = C_HTTP;
@@ -536,29 +510,6 @@ on_poll(uv_poll_t *h, int status, int events)
 	pump(c);
 }
 
-static void
-addr_text(const struct sockaddr *sa, char *ip, size_t size, uint16_t *port)
-{
-	ip[0] = '\0';
-	*port = 0;
-	if (sa->sa_family == AF_INET) {
-		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
-
-		inet_ntop(AF_INET, &in->sin_addr, ip, size);
-		*port = ntohs(in->sin_port);
-	} else if (sa->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *in6 =
-		    (const struct sockaddr_in6 *)sa;
-
-		if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr))
-			inet_ntop(AF_INET, &in6->sin6_addr.s6_addr[12], ip,
-			    size);
-		else
-			inet_ntop(AF_INET6, &in6->sin6_addr, ip, size);
-		*port = ntohs(in6->sin6_port);
-	}
-}
-
 static bool
 allowed(const char *ip)
 {
@@ -582,7 +533,6 @@ static void
 start_conn(int fd, const struct sockaddr *sa)
 {
 	struct conn *c;
-	int one = 1;
 
 	if ((c = calloc(1, sizeof(*c))) == NULL) {
 		close(fd);
@@ -590,15 +540,12 @@ start_conn(int fd, const struct sockaddr *sa)
 	}
 	c->fd = fd;
 	c->id = ++gw.next_id;
-	addr_text(sa, c->ip, sizeof(c->ip), &c->rport);
+	hp_addr_text(sa, c->ip, sizeof(c->ip), &c->rport);
 	c->created_ms = c->last_rx_ms = c->win.start = gw_now();
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (ws_init(&c->ws, gw.max_msg, on_ws_msg, c) != 0 ||
-	    (c->ssl = SSL_new(gw.tls)) == NULL ||
-	    SSL_set_fd(c->ssl, fd) != 1 ||
-	    uv_poll_init(gw.loop, &c->poll, fd) != 0) {
+	    hp_tls_attach(gw.loop, gw.tls, fd, &c->ssl, &c->poll) != 0) {
 		log_warnx("cannot set up a user connection from %s: %s",
-		    c->ip, tls_error());
+		    c->ip, hp_tls_error());
 		ws_free(&c->ws);
 		SSL_free(c->ssl);
 		close(fd);
@@ -655,11 +602,7 @@ on_accept(uv_poll_t *h, int status, int events)
 			return;
 		}
 		len = sizeof(ss);
-		fd = accept4(gw.listen_fd, (struct sockaddr *)&ss, &len,
-		    SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd < 0) {
-			if (errno == ECONNABORTED || errno == EINTR)
-				continue;
+		if ((fd = hp_accept(gw.listen_fd, &ss, &len)) < 0) {
 			if (errno == EMFILE || errno == ENFILE) {
 				log_warnx("accept on user.port: %s; pausing",
 				    strerror(errno));
@@ -668,7 +611,7 @@ on_accept(uv_poll_t *h, int status, int events)
 				log_warn("accept on user.port");
 			return;
 		}
-		addr_text((struct sockaddr *)&ss, ip, sizeof(ip), &port);
+		hp_addr_text((struct sockaddr *)&ss, ip, sizeof(ip), &port);
 		if (!allowed(ip)) {
 			log_debug("refused a user connection from %s:%u", ip,
 			    (unsigned)port);

@@ -23,6 +23,7 @@
 #include "log.h"
 #include "mesh.h"
 #include "mpack.h"
+#include "net.h"
 #include "proto.h"
 #include "session.h"
 #include "worker.h"
@@ -205,7 +206,7 @@ known_tick(uint64_t now)
 		    total >= cfg->mesh.max_connections))
 			break;
 		j = k->next_sa % k->nsa;
-		session_addr_text((struct sockaddr *)&k->sa[j], ip, sizeof(ip),
+		hp_addr_text((struct sockaddr *)&k->sa[j], ip, sizeof(ip),
 		    &port);
 		if (ban_active(ip, now))
 			continue;
@@ -298,7 +299,7 @@ known_list_for(const struct session *s, struct wire_addr *out, size_t max)
 		if (wire_host_numeric(k->a.host))
 			a = k->a;
 		else {
-			session_addr_text((const struct sockaddr *)&k->sa[0],
+			hp_addr_text((const struct sockaddr *)&k->sa[0],
 			    a.host, sizeof(a.host), &port);
 			a.port = k->a.port;
 		}

@@ -20,6 +20,7 @@
 #include "known.h"
 #include "log.h"
 #include "mpack.h"
+#include "net.h"
 #include "proto.h"
 #include "worker.h"
 
@@ -450,17 +451,12 @@ on_accept(uv_poll_t *h, int status, int events)
 	}
 	for (;;) {
 		len = sizeof(ss);
-		fd = accept4(mesh.listen_fd, (struct sockaddr *)&ss, &len,
-		    SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd < 0) {
-			if (errno == ECONNABORTED || errno == EINTR)
-				continue;
+		if ((fd = hp_accept(mesh.listen_fd, &ss, &len)) < 0) {
 			if (errno != EAGAIN && errno != EWOULDBLOCK)
 				log_warn("accept on mesh.port");
 			return;
 		}
-		session_addr_text((struct sockaddr *)&ss, ip, sizeof(ip),
-		    &port);
+		hp_addr_text((struct sockaddr *)&ss, ip, sizeof(ip), &port);
 		if (ban_active(ip, mesh_now()) || !inbound_allowed(ip)) {
 			log_debug("refused a connection from %s:%u", ip,
 			    (unsigned)port);

@@ -1,16 +1,14 @@
 /*
  * session.c — one TLS connection to another node (session.h): the
  * non-blocking connect, the TLS handshake and I/O driven by a uv_poll_t on
- * the socket (SSL_set_fd; every SSL call that would block returns WANT_*
- * and the poll mask follows it), the frame reader, the HELLO check that
- * binds the peer's node key to the certificate it presented, and the
- * per-session limits.
+ * the socket (common/net.h: every TLS call that would block returns
+ * HP_EAGAIN and the poll mask follows it), the frame reader, the HELLO
+ * check that binds the peer's node key to the certificate it presented,
+ * and the per-session limits.
  */
 #include "session.h"
 
 #include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -23,6 +21,7 @@
 #include "known.h"
 #include "log.h"
 #include "mesh.h"
+#include "net.h"
 #include "proto.h"
 #include "tlsid.h"
 
@@ -75,29 +74,6 @@ outbuf_unref(struct outbuf *b)
 {
 	if (b != NULL && --b->refs == 0)
 		free(b);
-}
-
-void
-session_addr_text(const struct sockaddr *sa, char *ip, size_t size, uint16_t *port)
-{
-	ip[0] = '\0';
-	*port = 0;
-	if (sa->sa_family == AF_INET) {
-		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
-
-		inet_ntop(AF_INET, &in->sin_addr, ip, size);
-		*port = ntohs(in->sin_port);
-	} else if (sa->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *in6 =
-		    (const struct sockaddr_in6 *)sa;
-
-		if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr))
-			inet_ntop(AF_INET, &in6->sin6_addr.s6_addr[12], ip,
-			    size);
-		else
-			inet_ntop(AF_INET6, &in6->sin6_addr, ip, size);
-		*port = ntohs(in6->sin6_port);
-	}
 }
 
 static void
@@ -243,11 +219,11 @@ flush(struct session *s)
 {
 	while (s->oq_head != NULL && s->state != S_CLOSING) {
 		struct outq *q = s->oq_head;
-		size_t left = q->b->len - q->off;
-		int n, e;
+		bool ww;
+		int n;
 
-		n = SSL_write(s->ssl, q->b->data + q->off,
-		    left > INT32_MAX ? INT32_MAX : (int)left);
+		n = hp_tls_write(s->ssl, q->b->data + q->off,
+		    q->b->len - q->off, &ww);
 		if (n > 0) {
 			q->off += (size_t)n;
 			s->oq_bytes -= (size_t)n;
@@ -262,12 +238,11 @@ flush(struct session *s)
 			free(q);
 			continue;
 		}
-		e = SSL_get_error(s->ssl, n);
-		if (e == SSL_ERROR_WANT_WRITE)
+		if (n != HP_EAGAIN)
+			close_quiet(s, "write failed: %s", n == HP_EIO ?
+			    strerror(errno) : hp_tls_error());
+		else if (ww)
 			s->want_write = true;
-		else if (e != SSL_ERROR_WANT_READ)
-			close_quiet(s, "write failed: %s", e == SSL_ERROR_SYSCALL
-			    ? strerror(errno) : tlsid_error());
 		return;
 	}
 }
@@ -454,31 +429,24 @@ static void
 read_all(struct session *s)
 {
 	uint8_t buf[16384];
-	int n, e;
+	int n;
 
 	for (;;) {
-		n = SSL_read(s->ssl, buf, sizeof(buf));
+		n = hp_tls_read(s->ssl, buf, sizeof(buf), &s->want_write);
 		if (n > 0) {
 			if (feed(s, buf, (size_t)n) != 0)
 				return;
 			continue;
 		}
-		e = SSL_get_error(s->ssl, n);
-		if (e == SSL_ERROR_WANT_READ)
-			return;
-		if (e == SSL_ERROR_WANT_WRITE) {
-			s->want_write = true;
-			return;
-		}
-		if (e == SSL_ERROR_ZERO_RETURN)
+		if (n == HP_EEOF)
 			close_quiet(s, "closed by the peer");
-		else if (e == SSL_ERROR_SYSCALL)
+		else if (n == HP_EIO)
 			close_quiet(s, "connection lost%s%s", errno ? ": " : "",
 			    errno ? strerror(errno) : "");
-		else {
+		else if (n != HP_EAGAIN) {
 			/* Bytes that are not TLS on an open session. */
 			mesh.c.tls_errors++;
-			session_violation(s, "TLS error: %s", tlsid_error());
+			session_violation(s, "TLS error: %s", hp_tls_error());
 		}
 		return;
 	}
@@ -487,21 +455,18 @@ read_all(struct session *s)
 static void
 pump(struct session *s)
 {
-	int r, e;
+	const char *why;
+	int r;
 
 	s->want_write = false;
 	if (s->state == S_HANDSHAKE) {
-		r = SSL_do_handshake(s->ssl);
-		if (r != 1) {
-			e = SSL_get_error(s->ssl, r);
-			if (e == SSL_ERROR_WANT_READ ||
-			    e == SSL_ERROR_WANT_WRITE) {
-				s->want_write = e == SSL_ERROR_WANT_WRITE;
-				set_events(s);
-			} else
-				close_quiet(s, "TLS handshake failed: %s",
-				    e == SSL_ERROR_SYSCALL ? "connection lost" :
-				    tlsid_error());
+		r = hp_tls_handshake(s->ssl, &s->want_write, &why);
+		if (r == HP_EAGAIN) {
+			set_events(s);
+			return;
+		}
+		if (r != 0) {
+			close_quiet(s, "TLS handshake failed: %s", why);
 			return;
 		}
 		s->state = S_HELLO;
@@ -556,7 +521,6 @@ static struct session *
 session_new(int fd, bool outbound, const struct sockaddr *sa)
 {
 	struct session *s;
-	int one = 1;
 
 	if ((s = calloc(1, sizeof(*s))) == NULL) {
 		close(fd);
@@ -565,17 +529,15 @@ session_new(int fd, bool outbound, const struct sockaddr *sa)
 	s->fd = fd;
 	s->outbound = outbound;
 	s->id = ++mesh.next_id;
-	session_addr_text(sa, s->ip, sizeof(s->ip), &s->rport);
+	hp_addr_text(sa, s->ip, sizeof(s->ip), &s->rport);
 	s->created_ms = s->last_rx_ms = s->last_tx_ms = mesh_now();
 	s->win.start = s->created_ms;
 	wire_reader_init(&s->rd, mesh.cfg->mesh.max_bytes_per_msg);
 	s->rd.hello_only = true;
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if ((s->ssl = SSL_new(mesh.tls.ctx)) == NULL ||
-	    SSL_set_fd(s->ssl, fd) != 1 ||
-	    uv_poll_init(mesh.loop, &s->poll, fd) != 0) {
+	if (hp_tls_attach(mesh.loop, mesh.tls.ctx, fd, &s->ssl,
+	    &s->poll) != 0) {
 		log_warnx("cannot set up a session with %s: %s", s->ip,
-		    tlsid_error());
+		    hp_tls_error());
 		SSL_free(s->ssl);
 		close(fd);
 		free(s);

@@ -116,8 +116,5 @@ struct outbuf *outbuf_copy(const void *bytes, size_t len);
 void outbuf_unref(struct outbuf *b);
 
 const char *session_state_name(enum session_state st);
-/* The numeric IP and port of sa; IPv4-mapped IPv6 is shown as IPv4. */
-void session_addr_text(const struct sockaddr *sa, char *ip, size_t size,
-    uint16_t *port);
 
 #endif

@@ -4,7 +4,6 @@
  */
 #include "tlsid.h"
 
-#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <openssl/x509.h>
@@ -13,6 +12,7 @@
 
 #include "err.h"
 #include "log.h"
+#include "net.h"
 #include "proto.h"
 
 /* Identity comes from the HELLO; the chain is not checked. */
@@ -94,7 +94,7 @@ tlsid_init(struct tlsid *t)
 	rc = 0;
 out:
 	if (rc != 0) {
-		log_warnx("TLS identity setup failed: %s", tlsid_error());
+		log_warnx("TLS identity setup failed: %s", hp_tls_error());
 		SSL_CTX_free(t->ctx);
 		t->ctx = NULL;
 	}
@@ -144,12 +144,5 @@ tlsid_binding(const char *cid, const uint8_t *spki, size_t spki_len,
 const char *
 tlsid_error(void)
 {
-	static char buf[256];
-	unsigned long e = ERR_get_error();
-
-	if (e == 0)
-		return "no OpenSSL error recorded";
-	ERR_error_string_n(e, buf, sizeof(buf));
-	ERR_clear_error();
-	return buf;
+	return hp_tls_error();
 }

@@ -40,7 +40,8 @@ int tlsid_peer_spki(SSL *ssl, uint8_t *out, size_t cap, size_t *len);
 int tlsid_binding(const char *cid, const uint8_t *spki, size_t spki_len,
     uint8_t **out, size_t *len);
 
-/* The last OpenSSL error as text, for logs; clears the error queue. */
+/* The same as hp_tls_error() (net.h); tests/tools/peerprobe.c calls it
+ * by this name. */
 const char *tlsid_error(void);
 
 #endif
