@@ -34,7 +34,7 @@ static const uint32_t sup_send_cons[] = { HP_MSG_HELLO, HP_MSG_PING,
 static const uint32_t sibling_types[] = { HP_MSG_HELLO };
 static const uint32_t cons_to_peer[] = { HP_MSG_HELLO, HP_MSG_PEER_SIGN_RES,
 	HP_MSG_PEER_UNL, HP_MSG_PEER_SEND, HP_MSG_PEER_KNOWN_LOAD,
-	HP_MSG_PEER_REPORT };
+	HP_MSG_PEER_REPORT, HP_MSG_PEER_CHANGESET };
 static const uint32_t peer_to_cons[] = { HP_MSG_HELLO, HP_MSG_PEER_SIGN_REQ,
 	HP_MSG_PEER_RECV, HP_MSG_PEER_CONNS, HP_MSG_PEER_KNOWN_SAVE };
 static const uint32_t cons_to_state[] = { HP_MSG_HELLO,
@@ -45,7 +45,7 @@ static const uint32_t state_to_cons[] = { HP_MSG_HELLO, HP_MSG_STATE_HASHES };
 static const uint32_t cons_to_runner[] = { HP_MSG_HELLO, HP_MSG_RUN,
 	HP_MSG_NPL_IN };
 static const uint32_t runner_to_cons[] = { HP_MSG_HELLO, HP_MSG_RUN_DONE,
-	HP_MSG_NPL_OUT };
+	HP_MSG_NPL_OUT, HP_MSG_CONTRACT_CONTROL };
 static const uint32_t cons_to_gw[] = { HP_MSG_HELLO, HP_MSG_GW_SIGN_RES,
 	HP_MSG_GW_STATUS, HP_MSG_GW_SETTLED, HP_MSG_GW_OUTPUTS,
 	HP_MSG_GW_LEDGER_RES };
@@ -293,6 +293,8 @@ hp_msg_name(uint32_t type)
 	case HP_MSG_RUN_DONE: return "RUN_DONE";
 	case HP_MSG_NPL_OUT: return "NPL_OUT";
 	case HP_MSG_READ_RES: return "READ_RES";
+	case HP_MSG_PEER_CHANGESET: return "PEER_CHANGESET";
+	case HP_MSG_CONTRACT_CONTROL: return "CONTRACT_CONTROL";
 	case HP_CTL_REQUEST: return "CTL_REQUEST";
 	case HP_CTL_REPLY: return "CTL_REPLY";
 	default: return "UNKNOWN";

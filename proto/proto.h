@@ -143,6 +143,10 @@ enum hp_msg_type {
 	 * the running contract is at: {1: ledger seq u64, 2: sender pubkey
 	 * bin(32), 3: payload bin} */
 	HP_MSG_NPL_IN = 0x10000d,
+	/* consensus → peer: the contract's peer_changeset (hotpocket-protocols
+	 * §6.5), applied when mesh.peer_discovery is off: {1: ["host:port"...]
+	 * to add, 2: ["host:port"...] to remove, 3: remove all bool} */
+	HP_MSG_PEER_CHANGESET = 0x10000e,
 
 	/* peer → consensus: sign our TLS identity: {1: tls public key DER bin} */
 	HP_MSG_PEER_SIGN_REQ = 0x200001,
@@ -208,6 +212,10 @@ enum hp_msg_type {
 	/* runner → gateway, the answer to HP_MSG_READ_REQ (same id):
 	 * {1: [output bin...]} or {2: error str} */
 	HP_MSG_READ_RES = 0x500007,
+	/* runner → consensus: a packet the contract wrote on its control
+	 * socket during a consensus run (at most 128 KiB): {1: ledger seq u64,
+	 * 2: packet bin} */
+	HP_MSG_CONTRACT_CONTROL = 0x500008,
 
 	/* hpctl → supervisor: {1: argv [str...]} */
 	HP_CTL_REQUEST = 0x020001,

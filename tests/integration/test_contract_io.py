@@ -102,8 +102,30 @@ def test_output_flood_stops_at_user_output_bytes():
         cl.check_no_fork()
 
 
+def test_peer_changeset_from_the_contract():
+    with Case() as c:
+        os.chmod(c.root, 0o755)
+        from hpdtest import Cluster
+        from test_runner import bundle, deploy
+        cl = Cluster(c, 3, roundtime=1000)
+        drop = "127.0.0.1:%d" % cl.ports[2]
+        for nd in cl.nodes:
+            nd.edit_cfg(lambda cfg: cfg["mesh"]["peer_discovery"].__setitem__("enabled", False))
+        deploy(cl, bundle(c.root, "peers", {"environment": {"PEER_TO_DROP": drop}}))
+        cl.start()
+
+        def known(i):
+            return {k["address"] for k in cl.show(i, "peers")["known"]}
+        for i in range(3):
+            wait_for("node %d knows 127.0.0.1:9" % i, lambda i=i: "127.0.0.1:9" in known(i), 60, 0.5)
+            assert "peer_changeset from the contract" in cl.nodes[i].log()
+        # Node 2's own address was not in its list; the others forgot it.
+        assert drop not in known(0) and drop not in known(1), (known(0), known(1))
+
+
 if __name__ == "__main__":
     main([
+        test_peer_changeset_from_the_contract,
         test_output_flood_stops_at_user_output_bytes,
         test_npl_messages_reach_every_instance,
         test_update_config_changes_roundtime_on_every_node,

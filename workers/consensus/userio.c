@@ -16,6 +16,7 @@
 #include "usermsg.h"
 #include "worker.h"
 
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1225,6 +1226,78 @@ userio_peer_npl(const uint8_t from[32], const uint8_t *p, size_t len)
 	msgpack_unpacked_destroy(&res);
 }
 
+/* ---- control messages from the contract (§6.5) ---- */
+
+#define CHANGESET_MAX 256	/* addresses per list */
+
+static int
+pack_addrs(msgpack_packer *pk, json_t *a)
+{
+	size_t i, n = 0;
+	json_t *v;
+
+	json_array_foreach(a, i, v)
+		if (json_is_string(v) && json_string_length(v) <= 300)
+			n++;
+	msgpack_pack_array(pk, n);
+	json_array_foreach(a, i, v)
+		if (json_is_string(v) && json_string_length(v) <= 300)
+			hp_mpack_pack_cstr(pk, json_string_value(v));
+	return 0;
+}
+
+/* {"type":"peer_changeset","add":[...],"remove":[...] or "*"}: to the
+ * peer worker, which applies it unless peer discovery is on. */
+static void
+on_control(struct hp_msg *m)
+{
+	const msgpack_object *d = get_bin(m->body, 2, 0, NPL_MAX);
+	json_t *j, *type, *add, *rem;
+	struct hp_frame f;
+	int all;
+
+	if (d == NULL || (j = json_loadb(d->via.bin.ptr, d->via.bin.size,
+	    JSON_REJECT_DUPLICATES, NULL)) == NULL) {
+		log_warnx("a control message from the contract is not JSON;"
+		    " ignored");
+		return;
+	}
+	type = json_object_get(j, "type");
+	add = json_object_get(j, "add");
+	rem = json_object_get(j, "remove");
+	all = json_is_string(rem) && strcmp(json_string_value(rem), "*") == 0;
+	if (!json_is_string(type) ||
+	    strcmp(json_string_value(type), "peer_changeset") != 0 ||
+	    (add != NULL && !json_is_array(add)) ||
+	    (rem != NULL && !json_is_array(rem) && !all) ||
+	    (add != NULL && json_array_size(add) > CHANGESET_MAX) ||
+	    (json_is_array(rem) && json_array_size(rem) > CHANGESET_MAX)) {
+		log_warnx("a control message from the contract is not a valid"
+		    " peer_changeset; ignored");
+		json_decref(j);
+		return;
+	}
+	hp_frame_begin(&f, HP_MSG_PEER_CHANGESET, 0, 0);
+	msgpack_pack_map(&f.pk, 3);
+	msgpack_pack_uint32(&f.pk, 1);
+	if (add != NULL)
+		pack_addrs(&f.pk, add);
+	else
+		msgpack_pack_array(&f.pk, 0);
+	msgpack_pack_uint32(&f.pk, 2);
+	if (json_is_array(rem))
+		pack_addrs(&f.pk, rem);
+	else
+		msgpack_pack_array(&f.pk, 0);
+	msgpack_pack_uint32(&f.pk, 3);
+	if (all)
+		msgpack_pack_true(&f.pk);
+	else
+		msgpack_pack_false(&f.pk);
+	hp_worker_send(HP_W_PEER, &f, -1);
+	json_decref(j);
+}
+
 void
 userio_runner_msg(struct hp_msg *m)
 {
@@ -1232,4 +1305,6 @@ userio_runner_msg(struct hp_msg *m)
 		on_run_done(m);
 	else if (m->type == HP_MSG_NPL_OUT)
 		on_npl_out(m);
+	else if (m->type == HP_MSG_CONTRACT_CONTROL)
+		on_control(m);
 }

@@ -157,6 +157,46 @@ known_merge(const struct wire_addr *a, size_t n)
 }
 
 static void
+drop_at(size_t i)
+{
+	if (kl[i]->s != NULL)
+		kl[i]->s->known = NULL;
+	free(kl[i]);
+	memmove(&kl[i], &kl[i + 1], (kn - i - 1) * sizeof(*kl));
+	kn--;
+}
+
+void
+known_changeset(const char *const *add, const size_t *addlen, size_t nadd,
+    const char *const *rem, const size_t *remlen, size_t nrem, bool all)
+{
+	struct wire_addr a;
+	size_t added = 0, removed = 0;
+
+	for (size_t i = kn; all && i-- > 0;) {
+		drop_at(i);
+		removed++;
+	}
+	for (size_t r = 0; !all && r < nrem; r++) {
+		if (wire_addr_parse(rem[r], remlen[r], &a, false) != 0)
+			continue;
+		for (size_t i = 0; i < kn; i++)
+			if (wire_addr_equal(&kl[i]->a, &a)) {
+				drop_at(i);
+				removed++;
+				break;
+			}
+	}
+	for (size_t i = 0; i < nadd && kn < kcap; i++)
+		if (wire_addr_parse(add[i], addlen[i], &a, false) == 0 &&
+		    add_entry(&a, false))
+			added++;
+	log_info("peer_changeset from the contract: %zu known peer(s) added,"
+	    " %zu removed", added, removed);
+	dirty = true;
+}
+
+static void
 save(uint64_t now)
 {
 	char text[WIRE_HOST_MAX + 8];

@@ -58,6 +58,11 @@ void known_free(void);
 /* Entries from consensus ("host:port" strings) or discovery (numeric). */
 void known_load(const char *const *strs, const size_t *lens, size_t n);
 void known_merge(const struct wire_addr *a, size_t n);
+/* The contract's peer_changeset: remove (every entry when all), then add
+ * ("host:port" numeric strings). */
+void known_changeset(const char *const *add, const size_t *addlen,
+    size_t nadd, const char *const *rem, const size_t *remlen, size_t nrem,
+    bool all);
 
 /* Dial what is due; report changes to consensus when it is time. */
 void known_tick(uint64_t now);

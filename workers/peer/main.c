@@ -132,6 +132,45 @@ take_send(int from, const msgpack_object *body)
 	    to != NULL ? (const uint8_t *)to->via.bin.ptr : NULL);
 }
 
+/* Strings of an array object into strs/lens (at most max); their count. */
+static size_t
+str_list(const msgpack_object *arr, const char **strs, size_t *lens,
+    size_t max)
+{
+	size_t n = 0;
+
+	if (arr == NULL || arr->type != MSGPACK_OBJECT_ARRAY)
+		return 0;
+	for (uint32_t i = 0; i < arr->via.array.size && n < max; i++) {
+		const msgpack_object *o = &arr->via.array.ptr[i];
+		if (o->type != MSGPACK_OBJECT_STR)
+			continue;
+		strs[n] = o->via.str.ptr;
+		lens[n++] = o->via.str.size;
+	}
+	return n;
+}
+
+/* The contract's peer_changeset: HotPocket applies it only while peer
+ * discovery is off (discovery would undo it). */
+static void
+take_changeset(const msgpack_object *body)
+{
+	const char *add[256], *rem[256];
+	size_t addl[256], reml[256], na, nr;
+	bool all = false;
+
+	if (mesh.cfg->mesh.peer_discovery.enabled) {
+		log_info("peer_changeset from the contract ignored:"
+		    " mesh.peer_discovery is on");
+		return;
+	}
+	na = str_list(hp_mpack_get(body, 1), add, addl, 256);
+	nr = str_list(hp_mpack_get(body, 2), rem, reml, 256);
+	(void)hp_mpack_bool(body, 3, &all);
+	known_changeset(add, addl, na, rem, reml, nr, all);
+}
+
 static void
 take_known(const msgpack_object *body)
 {
@@ -185,6 +224,9 @@ peer_sibling_msg(int from, struct hp_msg *m)
 		break;
 	case HP_MSG_PEER_KNOWN_LOAD:
 		take_known(m->body);
+		break;
+	case HP_MSG_PEER_CHANGESET:
+		take_changeset(m->body);
 		break;
 	case HP_MSG_PEER_REPORT: {
 		const msgpack_object *k = get_bin(m->body, 1);

@@ -155,6 +155,7 @@ send_session(enum hp_session_op op)
 static void read_done(void);
 static void next_run(void);
 static void npl_read(void);
+static void ctl_read(void);
 static void send_done(const uint8_t state[32], const uint8_t patch[32]);
 
 static void
@@ -164,6 +165,7 @@ finish(void)
 	uv_timer_stop(&rn.poll);
 	runio_poll();
 	npl_read();
+	ctl_read();
 	close_ends();
 	if (rn.readonly) {
 		read_done();
@@ -378,12 +380,39 @@ npl_read(void)
 	}
 }
 
+/* Control packets (§6.5: peer_changeset) the contract wrote: consensus
+ * checks and applies them. Nothing is ever sent to the contract. */
+static void
+ctl_read(void)
+{
+	static uint8_t buf[NPL_MAX];
+
+	while (rn.ctl_fd >= 0 && !rn.readonly) {
+		ssize_t n = recv(rn.ctl_fd, buf, sizeof(buf), MSG_DONTWAIT);
+		struct hp_frame f;
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return;
+		hp_frame_begin(&f, HP_MSG_CONTRACT_CONTROL, 0, 0);
+		msgpack_pack_map(&f.pk, 2);
+		msgpack_pack_uint32(&f.pk, 1);
+		msgpack_pack_uint64(&f.pk, rn.seq);
+		msgpack_pack_uint32(&f.pk, 2);
+		msgpack_pack_bin(&f.pk, (size_t)n);
+		msgpack_pack_bin_body(&f.pk, buf, (size_t)n);
+		hp_worker_send(HP_W_CONSENSUS, &f, -1);
+	}
+}
+
 static void
 poll_cb(uv_timer_t *t)
 {
 	(void)t;
 	runio_poll();
 	npl_read();
+	ctl_read();
 }
 
 /* The session is open: hand the contract's fds over and ask for it. */
