@@ -180,8 +180,29 @@ def test_blank_node_via_a_non_unl_peer_with_100_mib_of_state():
         clone_and_admit(c, cl, n4)
 
 
+def test_unl_members_that_never_come_online_are_reported():
+    with Case() as c:
+        nd = c.node("n0")
+        # Two UNL keys whose nodes are never started: a ledger needs 3 of 3.
+        ghosts = [c.node("g%d" % i).cfg()["node"]["public_key"] for i in range(2)]
+        nd.edit_cfg(lambda cfg: cfg["contract"].__setitem__(
+            "unl", [cfg["node"]["public_key"]] + ghosts))
+        nd.start()
+        nd.wait_ready()
+        wait_for("the log warns", lambda: "only 1 of the 3 UNL members are live and a"
+                 " ledger needs 3 votes" in nd.log(), 30, 0.5)
+        st = wait_for("hpctl status warns", lambda: [w for w in nd.status()["warnings"]
+                                                      if "only 1 of 3 UNL members are live"
+                                                      in w], 20, 0.5)
+        assert "no ledger can close" in st[0], st
+        r = nd.ctl("status")
+        assert "warning: only 1 of 3 UNL members are live" in r.stdout, r.stdout
+        assert "****Ledger created****" not in nd.log()
+
+
 if __name__ == "__main__":
     main([
+        test_unl_members_that_never_come_online_are_reported,
         test_blank_node_becomes_clone_and_joins_the_unl,
         test_blank_node_via_a_non_unl_peer_with_100_mib_of_state,
     ])
