@@ -800,7 +800,11 @@ send_run(const struct hp_ledger *l, const struct hp_set *users,
 	uint32_t nunl, k = 0;
 	const uint8_t *unl = cons_unl(&nunl);
 
-	if (!cfg->contract.execute || !hp_worker_sibling_up(HP_W_RUNNER))
+	/* The runner runs nothing without an absolute bin_path (it says so
+	 * at start): no RUN, and no wait for one. */
+	if (!cfg->contract.execute || cfg->contract.bin_path == NULL ||
+	    cfg->contract.bin_path[0] != '/' ||
+	    !hp_worker_sibling_up(HP_W_RUNNER))
 		return 0;
 	hp_frame_begin(&f, HP_MSG_RUN, 0, 0);
 	msgpack_pack_map(&f.pk, 5);
