@@ -9,7 +9,10 @@
  * every start of the state worker gets a fresh mount: the old one is
  * detached (MNT_DETACH), which also clears a mount left stale by a crash.
  * The supervisor never looks inside the mount: a request there would
- * wait for the worker.
+ * wait for the worker. It raises the mount's read-ahead (the kernel's
+ * default, 128 KiB, makes a sequential read one FUSE round trip per
+ * 128 KiB); the worker asks for the same in its FUSE init, and the
+ * kernel keeps the smaller of the two.
  *
  * In development mode (not root) nothing is mounted and the node runs
  * without statefs.
@@ -31,6 +34,8 @@
 
 #define FUSE_MAJOR 10
 #define FUSE_MINOR 229
+
+#define STATEFS_READ_AHEAD_KB 4096	/* the worker's max_readahead too */
 
 /* A mounted /dev/fuse descriptor not yet handed to a worker, or -1. */
 static int fuse_fd = -1;
@@ -92,6 +97,59 @@ open_fuse(void)
 	return fd;
 }
 
+/*
+ * The device number of the mount on path, from /proc/self/mountinfo (the
+ * last mount there wins, as in path lookup): stat(2) of the mount point
+ * would be a FUSE request, and no worker serves it yet.
+ */
+static int
+mount_dev(const char *path, unsigned *major, unsigned *minor)
+{
+	char line[PATH_MAX + 512], mp[PATH_MAX + 1];
+	unsigned ma, mi;
+	int found = 0;
+	FILE *fp;
+
+	if ((fp = fopen("/proc/self/mountinfo", "re")) == NULL)
+		return -1;
+	while (fgets(line, sizeof(line), fp) != NULL) {
+		if (sscanf(line, "%*u %*u %u:%u %*s %4096s", &ma, &mi, mp) != 3)
+			continue;
+		if (strcmp(mp, path) == 0) {
+			*major = ma;
+			*minor = mi;
+			found = 1;
+		}
+	}
+	fclose(fp);
+	return found ? 0 : -1;
+}
+
+/* Read-ahead of the new mount's backing device info; a failure only
+ * costs speed. */
+static void
+set_read_ahead(const char *path)
+{
+	char sys[64], val[16];
+	unsigned ma, mi;
+	int fd, n;
+
+	if (mount_dev(path, &ma, &mi) != 0) {
+		log_warnx("statefs: %s is not in /proc/self/mountinfo; the"
+		    " kernel's default read-ahead stays", path);
+		return;
+	}
+	snprintf(sys, sizeof(sys), "/sys/class/bdi/%u:%u/read_ahead_kb", ma,
+	    mi);
+	n = snprintf(val, sizeof(val), "%d", STATEFS_READ_AHEAD_KB);
+	if ((fd = open(sys, O_WRONLY | O_CLOEXEC)) < 0 ||
+	    write(fd, val, (size_t)n) != n)
+		log_warn("statefs: cannot set %s; the kernel's default"
+		    " read-ahead stays", sys);
+	if (fd >= 0)
+		close(fd);
+}
+
 int
 statefs_mount(void)
 {
@@ -133,6 +191,7 @@ statefs_mount(void)
 		return HP_EIO;
 	}
 	fuse_fd = fd;
+	set_read_ahead(path);
 	log_info("statefs mounted on %s", path);
 	return 0;
 }

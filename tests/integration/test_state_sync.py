@@ -46,9 +46,11 @@ def ctl_json(n, *args):
 
 
 def show(n, what):
+    """hpctl show WHAT's data; for sync, its state part (the state
+    worker's progress)."""
     rc, out = ctl_json(n, "show", what)
     assert rc == 0, "show %s: rc %d: %r" % (what, rc, out)
-    return out["data"]
+    return out["data"]["state"] if what == "sync" else out["data"]
 
 
 def session(n, cmd):

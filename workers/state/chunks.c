@@ -11,6 +11,17 @@
  * chunk's refcount counts the "fchunks" entries naming it; it is deleted
  * when that reaches zero. sfs_chunk_put stores with a refcount of zero
  * and lists the chunk in "pending", swept at commit.
+ *
+ * Write-back: a write that covers only part of a chunk (an append, a
+ * program writing 4 KiB at a time) does not store the chunk; the chunk's
+ * bytes wait in the view's buffer (v->wb, one chunk per session) while
+ * further writes to that chunk land there. It is hashed and stored once:
+ * when a write reaches its end, when another chunk is written in part,
+ * and before any other call that could see it (every public call but
+ * sfs_write and the namespace calls that touch no content flushes first,
+ * and so does sfs_commit). The inode's size and times are always
+ * current; only its chunk list and stored bytes lag. An abort or a crash
+ * loses the buffer with the rest of the session.
  */
 #include "store_int.h"
 
@@ -364,6 +375,75 @@ file_get(struct sfs_view *v, uint64_t ino, struct sfs_inode *n)
 	return S_ISREG(n->mode) ? 0 : -EINVAL;
 }
 
+/* ---- the write-back buffer ---- */
+
+/* Store the buffered chunk of n (the buffer's inode); the caller puts n. */
+static int
+wb_store(struct sfs_view *v, struct sfs_inode *n)
+{
+	v->wb_used = 0;
+	if (v->wb_idx >= sfs_nchunks(n->size))
+		return 0;	/* sizes shrink only after a flush */
+	return set_chunk(v, n, v->wb_idx, v->wb,
+	    sfs_chunk_len(n->size, v->wb_idx));
+}
+
+int
+sfs_wb_flush(struct sfs_view *v)
+{
+	struct sfs_inode *n;
+	int r;
+
+	if (!v->wb_used)
+		return 0;
+	if ((n = malloc(sizeof(*n))) == NULL)
+		return -ENOMEM;
+	if ((r = file_get(v, v->wb_ino, n)) != 0) {
+		log_warnx("statefs: inode %llu vanished with a chunk buffered",
+		    (unsigned long long)v->wb_ino);
+		v->wb_used = 0;
+		v->broken = 1;
+		r = -EIO;
+	} else if ((r = wb_store(v, n)) == 0)
+		r = sfs_inode_put(v, n);
+	free(n);
+	return r;
+}
+
+/*
+ * Make the buffer hold chunk idx of n, as stored, zero-padded to
+ * SFS_CHUNK. Bytes past the file's end stay zero while buffered: only
+ * writes, which never shrink a file, reach the buffer without a flush.
+ */
+static int
+wb_load(struct sfs_view *v, struct sfs_inode *n, uint64_t idx, size_t clen)
+{
+	MDB_val data;
+	int r;
+
+	if (v->wb_used && (r = v->wb_ino == n->ino ? wb_store(v, n) :
+	    sfs_wb_flush(v)) != 0)
+		return r;
+	if ((r = chunk_bytes(v, n->ino, idx, &data)) < 0)
+		return r;
+	if (r == 1)
+		data.mv_size = 0;
+	if (data.mv_size > clen)
+		data.mv_size = clen;
+	memcpy(v->wb, data.mv_data, data.mv_size);
+	memset(v->wb + data.mv_size, 0, SFS_CHUNK - data.mv_size);
+	v->wb_ino = n->ino;
+	v->wb_idx = idx;
+	v->wb_used = 1;
+	return 0;
+}
+
+static int
+wb_holds(const struct sfs_view *v, uint64_t ino, uint64_t idx)
+{
+	return v->wb_used && v->wb_ino == ino && v->wb_idx == idx;
+}
+
 ssize_t
 sfs_read(struct sfs_view *v, uint64_t ino, uint64_t off, size_t size,
     void *buf)
@@ -373,6 +453,8 @@ sfs_read(struct sfs_view *v, uint64_t ino, uint64_t off, size_t size,
 	MDB_val data;
 	ssize_t r;
 
+	if ((r = sfs_wb_flush(v)) != 0)
+		return r;
 	if ((n = malloc(sizeof(*n))) == NULL)
 		return -ENOMEM;
 	if ((r = file_get(v, ino, n)) != 0)
@@ -411,13 +493,16 @@ sfs_write(struct sfs_view *v, uint64_t ino, uint64_t off, size_t size,
 	struct sfs_inode *n;
 	uint64_t end, first, last, base, lo, hi, clen;
 	const uint8_t *src = buf;
-	MDB_val data;
 	ssize_t r;
 
 	if (!v->rw)
 		return -EROFS;
 	if (v->broken)
 		return -EIO;
+	/* Only a write starting in the buffered chunk keeps it buffered:
+	 * so growing the file below never re-cuts a buffered chunk. */
+	if (!wb_holds(v, ino, off / SFS_CHUNK) && (r = sfs_wb_flush(v)) != 0)
+		return r;
 	if ((n = malloc(sizeof(*n))) == NULL)
 		return -ENOMEM;
 	if ((r = file_get(v, ino, n)) != 0 || size == 0)
@@ -436,21 +521,17 @@ sfs_write(struct sfs_view *v, uint64_t ino, uint64_t off, size_t size,
 		clen = sfs_chunk_len(n->size, i);
 		lo = off > base ? off - base : 0;
 		hi = end - base < clen ? end - base : clen;
-		if (lo == 0 && hi == clen) {
+		if (lo == 0 && hi == SFS_CHUNK) {
+			if (wb_holds(v, ino, i))
+				v->wb_used = 0;	/* all overwritten */
 			r = set_chunk(v, n, i, src + (base - off), clen);
 		} else {
-			if ((r = chunk_bytes(v, ino, i, &data)) < 0)
+			if (!wb_holds(v, ino, i) &&
+			    (r = wb_load(v, n, i, clen)) != 0)
 				goto out;
-			if (r == 1)
-				data.mv_size = 0;
-			if (data.mv_size > clen)
-				data.mv_size = clen;
-			memcpy(v->scratch, data.mv_data, data.mv_size);
-			memset(v->scratch + data.mv_size, 0,
-			    clen - data.mv_size);
-			memcpy(v->scratch + lo, src + (base + lo - off),
-			    hi - lo);
-			r = set_chunk(v, n, i, v->scratch, clen);
+			memcpy(v->wb + lo, src + (base + lo - off), hi - lo);
+			if (hi == SFS_CHUNK)
+				r = wb_store(v, n);
 		}
 		if (r != 0)
 			goto out;
@@ -475,6 +556,8 @@ sfs_file_chunks(struct sfs_view *v, uint64_t ino, sfs_chunk_fn fn, void *arg)
 	uint64_t nc, idx;
 	int r, rc;
 
+	if ((r = sfs_wb_flush(v)) != 0)
+		return r;
 	if ((n = malloc(sizeof(*n))) == NULL)
 		return -ENOMEM;
 	if ((r = file_get(v, ino, n)) != 0)
@@ -511,8 +594,10 @@ sfs_chunk_get(struct sfs_view *v, const uint8_t hash[32], void *buf,
     size_t size, size_t *len)
 {
 	MDB_val key = { 32, (void *)hash }, val;
-	int rc;
+	int r, rc;
 
+	if ((r = sfs_wb_flush(v)) != 0)
+		return r;
 	if ((rc = mdb_get(v->txn, v->s->chunks, &key, &val)) == MDB_NOTFOUND)
 		return -ENOENT;
 	if (rc != 0)
@@ -524,27 +609,56 @@ sfs_chunk_get(struct sfs_view *v, const uint8_t hash[32], void *buf,
 	return 0;
 }
 
-int
-sfs_chunk_put(struct sfs_view *v, const void *bytes, size_t len,
-    uint8_t hash_out[32])
+/* Store bytes under hash with no reference, listed in "pending". */
+static int
+chunk_put(struct sfs_view *v, const void *bytes, size_t len,
+    const uint8_t hash[32])
 {
-	MDB_val key = { 32, hash_out }, val = { 0, NULL };
+	MDB_val key = { 32, (void *)hash }, val = { 0, NULL };
 	int r, rc;
 
+	if (all_zero(bytes, len))
+		return 0;
+	if ((r = chunk_store(v, hash, bytes, len, 0)) != 0)
+		return r;
+	if ((rc = mdb_put(v->txn, v->s->pending, &key, &val, 0)) != 0)
+		return sfs_lmdb_err(v, "pending put", rc);
+	return 0;
+}
+
+static int
+chunk_put_check(struct sfs_view *v, size_t len)
+{
 	if (!v->rw)
 		return -EROFS;
 	if (v->broken)
 		return -EIO;
 	if (len == 0 || len > SFS_CHUNK)
 		return -EINVAL;
-	sfs_hash_count(v->s, bytes, len, hash_out);
-	if (all_zero(bytes, len))
-		return 0;
-	if ((r = chunk_store(v, hash_out, bytes, len, 0)) != 0)
+	return sfs_wb_flush(v);
+}
+
+int
+sfs_chunk_put(struct sfs_view *v, const void *bytes, size_t len,
+    uint8_t hash_out[32])
+{
+	int r;
+
+	if ((r = chunk_put_check(v, len)) != 0)
 		return r;
-	if ((rc = mdb_put(v->txn, v->s->pending, &key, &val, 0)) != 0)
-		return sfs_lmdb_err(v, "pending put", rc);
-	return 0;
+	sfs_hash_count(v->s, bytes, len, hash_out);
+	return chunk_put(v, bytes, len, hash_out);
+}
+
+int
+sfs_chunk_put_hashed(struct sfs_view *v, const void *bytes, size_t len,
+    const uint8_t hash[32])
+{
+	int r;
+
+	if ((r = chunk_put_check(v, len)) != 0)
+		return r;
+	return chunk_put(v, bytes, len, hash);
 }
 
 int
@@ -606,6 +720,8 @@ sfs_file_set(struct sfs_view *v, uint64_t ino, uint64_t size, mode_t mode,
 		return -EFBIG;
 	if (nchunks != sfs_nchunks(size))
 		return -EINVAL;
+	if ((r = sfs_wb_flush(v)) != 0)
+		return r;
 	if ((n = malloc(sizeof(*n))) == NULL)
 		return -ENOMEM;
 	if ((r = file_get(v, ino, n)) != 0)
@@ -662,6 +778,8 @@ sfs_dir_list_hashed(struct sfs_view *v, uint64_t ino, sfs_hashed_fn fn,
 	MDB_val key = { 8, k }, val;
 	int r, rc;
 
+	if ((r = sfs_wb_flush(v)) != 0)
+		return r;
 	if ((n = malloc(sizeof(*n))) == NULL)
 		return -ENOMEM;
 	if ((r = sfs_inode_get(v, ino, n)) != 0)

@@ -29,6 +29,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
+#include <linux/fuse.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,10 +50,20 @@ struct lkslot {
 };
 
 /* Seconds the kernel may keep attributes; sfuse_invalidate() drops them
- * at once when the content changes behind the kernel's back. Entries are
- * not cached (entry_timeout 0): invalidating them means taking directory
- * locks in the kernel, which could deadlock a single-threaded server. */
+ * at once when the content changes behind the kernel's back. */
 #define ATTR_TIMEOUT 1.0
+
+/*
+ * Seconds the kernel may keep names, and the absence of names. Only with
+ * FUSE 7.44 (Linux 6.16) or later, whose epoch notification makes the
+ * kernel look every name up again and takes no lock (invalidating names
+ * one by one takes directory locks, which could deadlock a
+ * single-threaded server); before that, entries are not cached.
+ */
+#define ENTRY_TIMEOUT 1.0
+#define NOTIFY_INC_EPOCH 8	/* enum fuse_notify_code, FUSE 7.44 */
+
+#define READ_AHEAD (4u << 20)
 
 static struct {
 	struct fuse_session *se;
@@ -67,6 +78,9 @@ static struct {
 	unsigned lkbits;
 	size_t lkused;
 	uint64_t gen;		/* bumped by sfuse_invalidate() */
+	char *rbuf;		/* reads: one request at a time */
+	size_t rcap;
+	double entry_timeout;	/* ENTRY_TIMEOUT, or 0 before FUSE 7.44 */
 } f = { .fd = -1 };
 
 /* ---- lookup counts ---- */
@@ -242,7 +256,7 @@ reply_entry(fuse_req_t req, const struct sfs_attr *a)
 	memset(&e, 0, sizeof(e));
 	e.ino = a->ino;
 	e.attr_timeout = ATTR_TIMEOUT;
-	e.entry_timeout = 0;
+	e.entry_timeout = f.entry_timeout;
 	to_stat(req, a, &e.attr);
 	if (fuse_reply_entry(req, &e) == 0)
 		lk_add(a->ino);
@@ -264,8 +278,19 @@ op_init(void *userdata, struct fuse_conn_info *conn)
 	 * the next open, which is where a new view becomes visible.
 	 */
 	conn->want &= ~(unsigned)FUSE_CAP_AUTO_INVAL_DATA;
-	log_info("statefs mounted: FUSE protocol %u.%u", conn->proto_major,
-	    conn->proto_minor);
+	/*
+	 * Sequential reads come as read-ahead of up to this many bytes, in
+	 * requests of up to 1 MiB (libfuse's max_pages); the kernel keeps
+	 * the smaller of this and the mount's read_ahead_kb, which the
+	 * supervisor raises to the same (supervisor/mount.c).
+	 */
+	conn->max_readahead = READ_AHEAD;
+	if (conn->proto_major > 7 ||
+	    (conn->proto_major == 7 && conn->proto_minor >= 44))
+		f.entry_timeout = ENTRY_TIMEOUT;
+	log_info("statefs mounted: FUSE protocol %u.%u; names cached %s",
+	    conn->proto_major, conn->proto_minor,
+	    f.entry_timeout > 0 ? "1 s" : "never (kernel before 7.44)");
 }
 
 static void
@@ -277,7 +302,14 @@ op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 	if (v == NULL)
 		return;
-	if ((r = sfs_lookup(v, parent, name, &a)) != 0)
+	if ((r = sfs_lookup(v, parent, name, &a)) == -ENOENT &&
+	    f.entry_timeout > 0) {
+		struct fuse_entry_param e;
+
+		memset(&e, 0, sizeof(e));	/* ino 0: a cached absence */
+		e.entry_timeout = f.entry_timeout;
+		fuse_reply_entry(req, &e);
+	} else if (r != 0)
 		fuse_reply_err(req, errno_of(r));
 	else
 		reply_entry(req, &a);
@@ -543,6 +575,7 @@ op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 	memset(&e, 0, sizeof(e));
 	e.ino = a.ino;
 	e.attr_timeout = ATTR_TIMEOUT;
+	e.entry_timeout = f.entry_timeout;
 	to_stat(req, &a, &e.attr);
 	fi->fh = 0;
 	fi->keep_cache = 0;	/* a new inode: nothing cached yet */
@@ -564,16 +597,21 @@ op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
-	if ((buf = malloc(size ? size : 1)) == NULL) {
-		fuse_reply_err(req, ENOMEM);
-		return;
+	/* Kept between reads (up to 1 MiB each, see READ_AHEAD): a fresh
+	 * allocation that large would be mapped and zeroed every time. */
+	if (size > f.rcap) {
+		if ((buf = realloc(f.rbuf, size)) == NULL) {
+			fuse_reply_err(req, ENOMEM);
+			return;
+		}
+		f.rbuf = buf;
+		f.rcap = size;
 	}
-	n = sfs_read(v, ino, (uint64_t)off, size, buf);
+	n = sfs_read(v, ino, (uint64_t)off, size, f.rbuf);
 	if (n < 0)
 		fuse_reply_err(req, errno_of((int)n));
 	else
-		fuse_reply_buf(req, buf, (size_t)n);
-	free(buf);
+		fuse_reply_buf(req, f.rbuf, (size_t)n);
 }
 
 static void
@@ -833,7 +871,6 @@ static const struct fuse_lowlevel_ops ops = {
 	.create = op_create,
 	.read = op_read,
 	.write = op_write,
-	.flush = op_ok,
 	.release = op_ok,
 	.fsync = op_fsync,
 	.fallocate = op_fallocate,
@@ -929,13 +966,32 @@ sfuse_set_view(struct sfs_view *v)
 	f.v = v;
 }
 
+/* Every name the kernel looked up before this is looked up again. */
+static int
+notify_epoch(void)
+{
+	struct fuse_out_header oh;
+
+	memset(&oh, 0, sizeof(oh));
+	oh.len = sizeof(oh);
+	oh.error = NOTIFY_INC_EPOCH;	/* unique 0: a notification */
+	return write(f.fd, &oh, sizeof(oh)) == (ssize_t)sizeof(oh) ? 0 : -1;
+}
+
 void
 sfuse_invalidate(void)
 {
 	size_t cap;
 
 	f.gen++;	/* page caches are dropped at each inode's next open */
-	if (!f.serving || f.unmounted || f.lk == NULL)
+	if (!f.serving || f.unmounted)
+		return;
+	if (f.entry_timeout > 0 && notify_epoch() != 0) {
+		log_warn("statefs: the kernel refused to drop its cached"
+		    " names; names are no longer cached");
+		f.entry_timeout = 0;
+	}
+	if (f.lk == NULL)
 		return;
 	/* Attributes only (offset < 0): no page locks are taken, so this
 	 * cannot wait on a request this thread has yet to serve. */

@@ -10,13 +10,15 @@
  *
  * Every request is served from one view (store.h), chosen by the caller
  * with sfuse_set_view(): the read-write session while one is open, else a
- * read-only view of the committed state. Entries are not cached; the
- * kernel keeps attributes (1 s) and page caches (across opens). Writes
+ * read-only view of the committed state. The kernel keeps names (1 s,
+ * from FUSE 7.44 on; never before), attributes (1 s) and page caches
+ * (across opens). Writes
  * through the mount keep them right; whenever the content changes by any
  * other way (an aborted session, a failed commit, a sync commit) the
- * caller calls sfuse_invalidate() after sfuse_set_view(): attributes are
- * dropped at once, and each file's page cache at its next open (as
- * before, a descriptor already open may keep reading what it cached).
+ * caller calls sfuse_invalidate() after sfuse_set_view(): attributes and
+ * cached names (present or absent) are dropped at once, and each file's
+ * page cache at its next open (as before, a descriptor already open may
+ * keep reading what it cached).
  *
  * Ownership: the caller keeps struct sfs and the views; sfuse_set_view()
  * only borrows the view until the next call.

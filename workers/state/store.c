@@ -561,6 +561,8 @@ sfs_rename(struct sfs_view *v, uint64_t parent, const char *name,
 		return -EROFS;
 	if (v->broken)
 		return -EIO;
+	if ((r = sfs_wb_flush(v)) != 0)
+		return r;
 	if ((flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE)) != 0 ||
 	    flags == (RENAME_NOREPLACE | RENAME_EXCHANGE))
 		return -EINVAL;
@@ -581,7 +583,7 @@ sfs_lookup(struct sfs_view *v, uint64_t parent, const char *name,
 	uint64_t ino;
 	int r;
 
-	if ((r = name_check(name)) != 0)
+	if ((r = name_check(name)) != 0 || (r = sfs_wb_flush(v)) != 0)
 		return r;
 	if ((n = malloc(sizeof(*n))) == NULL)
 		return -ENOMEM;
@@ -599,6 +601,8 @@ sfs_getattr(struct sfs_view *v, uint64_t ino, struct sfs_attr *out)
 	struct sfs_inode *n;
 	int r;
 
+	if ((r = sfs_wb_flush(v)) != 0)
+		return r;
 	if ((n = malloc(sizeof(*n))) == NULL)
 		return -ENOMEM;
 	if ((r = sfs_inode_get(v, ino, n)) == 0)
@@ -619,6 +623,8 @@ sfs_setattr(struct sfs_view *v, uint64_t ino, int set,
 		return -EROFS;
 	if (v->broken)
 		return -EIO;
+	if ((r = sfs_wb_flush(v)) != 0)
+		return r;
 	if ((n = malloc(sizeof(*n))) == NULL)
 		return -ENOMEM;
 	if ((r = sfs_inode_get(v, ino, n)) != 0)
@@ -708,12 +714,20 @@ out:
 int
 sfs_unlink(struct sfs_view *v, uint64_t parent, const char *name)
 {
+	int r;
+
+	if ((r = sfs_wb_flush(v)) != 0)
+		return r;
 	return remove_checked(v, parent, name, 0);
 }
 
 int
 sfs_rmdir(struct sfs_view *v, uint64_t parent, const char *name)
 {
+	int r;
+
+	if ((r = sfs_wb_flush(v)) != 0)
+		return r;
 	return remove_checked(v, parent, name, 1);
 }
 
@@ -752,6 +766,8 @@ sfs_readdir(struct sfs_view *v, uint64_t ino, uint64_t cookie,
 	uint64_t child;
 	int r, rc;
 
+	if ((r = sfs_wb_flush(v)) != 0)
+		return r;
 	if ((n = malloc(sizeof(*n))) == NULL)
 		return -ENOMEM;
 	if ((r = dir_get(v, ino, n)) != 0)
@@ -805,7 +821,10 @@ sfs_statfs(struct sfs_view *v, struct sfs_statfs *out)
 	    v->s->chunks, v->s->refs, v->s->groups, v->s->hashes, v->s->dirty,
 	    v->s->gdirty, v->s->pending, v->s->meta };
 	MDB_stat st;
+	int r;
 
+	if ((r = sfs_wb_flush(v)) != 0)
+		return r;
 	memset(out, 0, sizeof(*out));
 	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
 		if (mdb_stat(v->txn, all[i], &st) != 0)
@@ -1061,7 +1080,9 @@ begin(struct sfs *s, int rw, struct sfs_view **out)
 		return HP_ENOMEM;
 	v->s = s;
 	v->rw = rw;
-	if (rw && (v->scratch = malloc(SFS_CHUNK)) == NULL) {
+	if (rw && ((v->scratch = malloc(SFS_CHUNK)) == NULL ||
+	    (v->wb = malloc(SFS_CHUNK)) == NULL)) {
+		free(v->scratch);
 		free(v);
 		return HP_ENOMEM;
 	}
@@ -1072,6 +1093,7 @@ begin(struct sfs *s, int rw, struct sfs_view **out)
 	}
 	if (rc != 0) {
 		log_warnx("statefs: begin: %s", mdb_strerror(rc));
+		free(v->wb);
 		free(v->scratch);
 		free(v);
 		return rc == MDB_READERS_FULL ? HP_EBUSY : HP_EIO;
@@ -1084,6 +1106,7 @@ static void
 view_free(struct sfs_view *v)
 {
 	free(v->tombs);
+	free(v->wb);
 	free(v->scratch);
 	free(v);
 }
@@ -1126,7 +1149,8 @@ sfs_commit(struct sfs_view *v, uint8_t state[32], uint8_t patch[32])
 		sfs_end(v);
 		return HP_EINVAL;
 	}
-	if (v->broken || store_roots(v, st, pt) != 0) {
+	if (v->broken || sfs_wb_flush(v) != 0 ||
+	    store_roots(v, st, pt) != 0) {
 		log_warnx("statefs: session failed earlier; not committed");
 		mdb_txn_abort(v->txn);
 		r = HP_EIO;

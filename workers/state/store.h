@@ -156,6 +156,12 @@ int sfs_chunk_get(struct sfs_view *v, const uint8_t hash[32], void *buf,
  * chunk no file references by commit time is dropped then. */
 int sfs_chunk_put(struct sfs_view *v, const void *bytes, size_t len,
     uint8_t hash_out[32]);
+/* The same for bytes whose hash the caller has just computed from them
+ * (sync checks every chunk against the hash it asked for): hashing them
+ * again would only repeat that work. A hash that is not the bytes' own
+ * corrupts the store. */
+int sfs_chunk_put_hashed(struct sfs_view *v, const void *bytes, size_t len,
+    const uint8_t hash[32]);
 /* Replace a regular file's content and mode bits (mode & 07777) with
  * chunks already stored; nchunks must be ceil(size/SFS_CHUNK), a zero
  * hash of the chunk's length is a hole. -ENOENT when a chunk is missing,

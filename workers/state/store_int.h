@@ -47,6 +47,10 @@ struct sfs_view {
 	int rw;
 	int broken;			/* a write failed: abort only */
 	uint8_t *scratch;		/* SFS_CHUNK bytes, rw views */
+	uint8_t *wb;			/* SFS_CHUNK bytes, rw views: one chunk
+					 * written in part, not yet stored */
+	uint64_t wb_ino, wb_idx;
+	int wb_used;
 	struct sfs_tomb *tombs;
 	size_t ntombs, captombs;
 };
@@ -81,6 +85,7 @@ int sfs_chunk_unref(struct sfs_view *v, const uint8_t hash[32]);
 int sfs_file_resize(struct sfs_view *v, struct sfs_inode *n, uint64_t size);
 int sfs_file_drop(struct sfs_view *v, uint64_t ino);
 int sfs_collect_pending(struct sfs_view *v);
+int sfs_wb_flush(struct sfs_view *v);
 
 /* tree.c */
 void sfs_hash_count(struct sfs *s, const void *p, size_t len, uint8_t out[32]);

@@ -37,7 +37,11 @@
 #include <string.h>
 #include <sys/queue.h>
 
-#define SYNC_INFLIGHT	16		/* requests out at once */
+/* Answers to everything out at once (16 chunk batches of 2 MiB, 16 pages
+ * of at most 1 MiB) stay under the peer channel's queue (64 MiB) while a
+ * checkpoint commit keeps this worker from reading. */
+#define SYNC_INFLIGHT	32		/* requests out at once */
+#define SYNC_CHUNK_REQS	16		/* of which CHUNKS requests */
 #define SYNC_BATCH	32		/* chunks per CHUNKS request (2 MiB) */
 #define SYNC_PAGE_GROUPS 64		/* groups per FILE page (1 GiB) */
 #define SYNC_DIR_PAGE	(1024 * 1024)	/* listing bytes per DIR page */
@@ -141,7 +145,8 @@ static struct {
 	struct want *buckets[BUCKETS];
 	uint64_t nwants;
 	struct req reqs[SYNC_INFLIGHT];
-	int inflight;
+	int inflight, chunk_reqs;
+	uint64_t queued;	/* wants in wantq */
 	uint64_t next_id;
 	uint64_t stall_until;
 	int restarts;
@@ -761,6 +766,7 @@ want_add(const uint8_t h[32], uint32_t len, struct item *it)
 		*bucket(h) = w;
 		TAILQ_INSERT_TAIL(&sy.wantq, w, q);
 		w->queued = 1;
+		sy.queued++;
 		sy.nwants++;
 		sy.wanted_bytes += len;
 	}
@@ -778,8 +784,10 @@ want_free(struct want *w, int fetched)
 	while (*pp != w)
 		pp = &(*pp)->hnext;
 	*pp = w->hnext;
-	if (w->queued)
+	if (w->queued) {
 		TAILQ_REMOVE(&sy.wantq, w, q);
+		sy.queued--;
+	}
 	while (w->waiters != NULL) {
 		struct waiter *n = w->waiters->next;
 		free(w->waiters);
@@ -798,6 +806,7 @@ want_requeue(struct want *w, int peer)
 		w->badmask |= 1u << peer;
 	TAILQ_INSERT_TAIL(&sy.wantq, w, q);
 	w->queued = 1;
+	sy.queued++;
 }
 
 static void
@@ -824,6 +833,7 @@ req_new(int kind, int peer)
 		r->peer = peer;
 		r->sent = uv_now(sy.loop);
 		sy.inflight++;
+		sy.chunk_reqs += kind == K_CHUNKS;
 		sy.peers[peer].inflight++;
 		sy.peers[peer].requests++;
 		return r;
@@ -838,6 +848,7 @@ req_free(struct req *r)
 		return;
 	r->id = 0;
 	sy.inflight--;
+	sy.chunk_reqs -= r->kind == K_CHUNKS;
 	if (sy.peers[r->peer].inflight > 0)
 		sy.peers[r->peer].inflight--;
 }
@@ -871,6 +882,7 @@ stop_walk(void)
 	for (int i = 0; i < sy.npeers; i++)
 		sy.peers[i].inflight = 0;
 	sy.inflight = 0;
+	sy.chunk_reqs = 0;
 	sy.patch_pending = 0;
 }
 
@@ -933,6 +945,7 @@ send_chunks(int peer)
 			continue;
 		TAILQ_REMOVE(&sy.wantq, w, q);
 		w->queued = 0;
+		sy.queued--;
 		memcpy(hashes + 32 * n, w->hash, 32);
 		r->w[n++] = w;
 	}
@@ -1081,7 +1094,15 @@ pump(void)
 	int p;
 
 	while (sy.active && sy.rw != NULL && sy.inflight < SYNC_INFLIGHT) {
-		if ((w = TAILQ_FIRST(&sy.wantq)) != NULL) {
+		int items = (it = TAILQ_FIRST(&sy.ready)) != NULL &&
+		    now >= sy.stall_until;
+
+		/* Chunks go first, but a batch is sent short only when no
+		 * listing or chunk list is waiting to be asked for: their
+		 * answers bring more chunks (one per small file). */
+		if ((w = TAILQ_FIRST(&sy.wantq)) != NULL &&
+		    sy.chunk_reqs < SYNC_CHUNK_REQS &&
+		    (sy.queued >= SYNC_BATCH || !items)) {
 			if ((p = pick_peer(w->badmask, -1)) < 0) {
 				if (peers_online() == 0)
 					break;
@@ -1091,16 +1112,16 @@ pump(void)
 			if (send_chunks(p))
 				continue;
 		}
-		if ((it = TAILQ_FIRST(&sy.ready)) != NULL &&
-		    now >= sy.stall_until) {
+		if (items) {
 			int pages = it->nents > 0 || it->next_group > 0;
 
 			if ((p = pick_peer(it->badmask, pages ? it->lastpeer :
 			    -1)) < 0) {
-				/* No peer has it right now: wait a little. */
+				/* No peer has it right now: wait a little
+				 * (short chunk batches go meanwhile). */
 				it->badmask = 0;
 				sy.stall_until = now + 1000;
-				break;
+				continue;
 			}
 			TAILQ_REMOVE(&sy.ready, it, q);
 			send_item(it, p);
@@ -1655,8 +1676,8 @@ on_chunks(struct req *r, int peer, int status, const msgpack_object *res)
 			want_requeue(w, peer);
 			continue;
 		}
-		if ((rc = sfs_chunk_put(sy.rw, o->via.bin.ptr, o->via.bin.size,
-		    h)) != 0) {
+		if ((rc = sfs_chunk_put_hashed(sy.rw, o->via.bin.ptr,
+		    o->via.bin.size, h)) != 0) {
 			fail("cannot store a chunk");
 			return;
 		}

@@ -536,7 +536,8 @@ sfs_node_hash(struct sfs_view *v, uint64_t ino, uint8_t out[32])
 	uint64_t parent;
 	int r;
 
-	if ((r = inode_parent(v, ino, &parent)) != 0 ||
+	if ((r = sfs_wb_flush(v)) != 0 ||
+	    (r = inode_parent(v, ino, &parent)) != 0 ||
 	    (r = sfs_tree_update(v, ino)) != 0)
 		return r;
 	return sfs_cached_hash(v, ino, out);
