@@ -35,6 +35,15 @@
  * contract.log.max_file_count files) when contract.log.enable is on, else
  * to /dev/null. The exit is seen through a pidfd and reported as
  * HP_MSG_CONTRACT_EXITED.
+ *
+ * Several contracts may run at once, each in a slot of its own keyed by
+ * the run id (the frame id of CONTRACT_FD, SPAWN_CONTRACT and
+ * KILL_CONTRACT, echoed by CONTRACT_SPAWNED and CONTRACT_EXITED): its
+ * handed-over fds, pidfd, post_exec.sh pipe and exit watch. Either one
+ * consensus run goes, or up to READ_RUNS_MAX read-only runs (read
+ * requests: no post_exec.sh, no contract logs) go side by side; a spawn
+ * that would break that rule is refused. Every slot's contract gets the
+ * same sandbox.
  */
 #include "hpd.h"
 #include "err.h"
@@ -81,15 +90,20 @@ struct post_exec_report {
 	int32_t status;		/* the script's wait status */
 };
 
-static struct {
+#define READ_RUNS_MAX 32	/* read-only runs at once */
+/* Slots: the running contracts plus room for runs whose fds are arriving
+ * and for exits whose watch is still closing. */
+#define RUN_SLOTS (READ_RUNS_MAX + 8)
+
+/* One contract run, from its first handed-over fd to its exit. */
+struct run {
+	int used;		/* fds arriving, or the contract running */
+	uint32_t id;		/* the runner's run id */
 	int fds[HP_CONTRACT_FD_MAX + 1];	/* handed over, -1 when none */
-	struct hpd_ids ids;
-	int ready;		/* contract_init succeeded */
-	pid_t pid;		/* 0 when none runs */
+	pid_t pid;		/* 0 when not (or no longer) running */
 	int pidfd;
 	uv_poll_t poll;
-	int polling;
-	uint32_t run_id;	/* the runner's spawn id */
+	int polling;		/* until the poll handle is closed */
 	struct hp_channel *ch;	/* the runner channel that asked for it */
 	uint64_t started_ms;
 	uint64_t seq;		/* the run's ledger */
@@ -99,16 +113,72 @@ static struct {
 	int post_wfd;
 	int readonly;		/* a read request's run: no post_exec.sh, no
 				   logs (HotPocket logs consensus runs only) */
-} ct = { .pidfd = -1, .post_fd = -1, .post_wfd = -1 };
+};
+
+static struct {
+	struct hpd_ids ids;
+	int ready;		/* contract_init succeeded */
+	struct run runs[RUN_SLOTS];
+} ct;
 
 static void
-drop_fds(void)
+drop_fds(struct run *r)
 {
 	for (int i = 0; i <= HP_CONTRACT_FD_MAX; i++)
-		if (ct.fds[i] >= 0) {
-			close(ct.fds[i]);
-			ct.fds[i] = -1;
+		if (r->fds[i] >= 0) {
+			close(r->fds[i]);
+			r->fds[i] = -1;
 		}
+}
+
+/* The slot gives up its fds and may be taken again once not polling. */
+static void
+run_release(struct run *r)
+{
+	drop_fds(r);
+	r->used = 0;
+	r->pid = 0;
+}
+
+static struct run *
+run_find(uint32_t id)
+{
+	for (int i = 0; i < RUN_SLOTS; i++)
+		if (ct.runs[i].used && ct.runs[i].id == id)
+			return &ct.runs[i];
+	return NULL;
+}
+
+/* id's slot, taken when it has none yet; NULL when every slot is busy. */
+static struct run *
+run_get(uint32_t id)
+{
+	struct run *r = run_find(id);
+
+	for (int i = 0; r == NULL && i < RUN_SLOTS; i++)
+		if (!ct.runs[i].used && !ct.runs[i].polling) {
+			r = &ct.runs[i];
+			r->used = 1;
+			r->id = id;
+			r->pid = 0;
+			r->readonly = 0;
+		}
+	return r;
+}
+
+/* Contracts running: all of them, and how many are consensus runs. */
+static int
+running(int *consensus)
+{
+	int n = 0;
+
+	*consensus = 0;
+	for (int i = 0; i < RUN_SLOTS; i++)
+		if (ct.runs[i].used && ct.runs[i].pid != 0) {
+			n++;
+			*consensus += !ct.runs[i].readonly;
+		}
+	return n;
 }
 
 /* "uid:gid", both decimal and non-zero. */
@@ -160,8 +230,13 @@ contract_init(void)
 {
 	char path[PATH_MAX];
 
-	for (int i = 0; i <= HP_CONTRACT_FD_MAX; i++)
-		ct.fds[i] = -1;
+	for (int i = 0; i < RUN_SLOTS; i++) {
+		struct run *r = &ct.runs[i];
+		for (int j = 0; j <= HP_CONTRACT_FD_MAX; j++)
+			r->fds[j] = -1;
+		r->pidfd = r->post_fd = r->post_wfd = -1;
+		r->poll.data = r;
+	}
 	if (sv.cfg.contract.run_as != NULL && sv.cfg.contract.run_as[0]) {
 		if (parse_run_as(sv.cfg.contract.run_as, &ct.ids) != 0) {
 			log_errx("%s/%s: contract.run_as: must be \"uid:gid\""
@@ -391,10 +466,10 @@ cnote(const char *fmt, ...)
  * deletes it on exit 0 and reports its status to the supervisor.
  */
 static void
-post_exec(char **envp)
+post_exec(struct run *r, char **envp)
 {
-	char *argv[] = { POST_EXEC_NAME, ct.post_arg, NULL };
-	struct post_exec_report r = { POST_EXEC_MAGIC, 0 };
+	char *argv[] = { POST_EXEC_NAME, r->post_arg, NULL };
+	struct post_exec_report rep = { POST_EXEC_MAGIC, 0 };
 	struct stat st;
 	sigset_t none;
 	pid_t pid;
@@ -414,25 +489,25 @@ post_exec(char **envp)
 		    strerror(errno));
 		_exit(127);
 	}
-	while (waitpid(pid, &r.status, 0) < 0)
+	while (waitpid(pid, &rep.status, 0) < 0)
 		if (errno != EINTR)
 			cfail("waitpid " POST_EXEC_NAME);
-	if (WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0) {
+	if (WIFEXITED(rep.status) && WEXITSTATUS(rep.status) == 0) {
 		if (unlink(POST_EXEC_NAME) != 0)
 			cnote("hpd: " POST_EXEC_NAME " exited 0 but cannot be"
 			    " deleted: %s\n", strerror(errno));
-	} else if (WIFEXITED(r.status) && WEXITSTATUS(r.status) >= 3 &&
-	    WEXITSTATUS(r.status) <= 125)
+	} else if (WIFEXITED(rep.status) && WEXITSTATUS(rep.status) >= 3 &&
+	    WEXITSTATUS(rep.status) <= 125)
 		cnote("hpd: " POST_EXEC_NAME " exited %d: kept\n",
-		    WEXITSTATUS(r.status));
-	else if (WIFEXITED(r.status))
+		    WEXITSTATUS(rep.status));
+	else if (WIFEXITED(rep.status))
 		cnote("hpd: error: " POST_EXEC_NAME " exited %d\n",
-		    WEXITSTATUS(r.status));
+		    WEXITSTATUS(rep.status));
 	else
 		cnote("hpd: error: " POST_EXEC_NAME " killed by signal %d\n",
-		    WTERMSIG(r.status));
-	if (ct.post_wfd >= 0)
-		(void)!write(ct.post_wfd, &r, sizeof(r));
+		    WTERMSIG(rep.status));
+	if (r->post_wfd >= 0)
+		(void)!write(r->post_wfd, &rep, sizeof(rep));
 	_exit(0);
 }
 
@@ -444,7 +519,7 @@ post_exec(char **envp)
  * killed where that can be passed on, else 128 + the signal.
  */
 static void
-contract_init_proc(char **argv, char **envp)
+contract_init_proc(struct run *r, char **argv, char **envp)
 {
 	struct rlimit nocore = { 0, 0 };
 	sigset_t all;
@@ -470,8 +545,8 @@ contract_init_proc(char **argv, char **envp)
 	sigprocmask(SIG_SETMASK, &all, NULL);
 	if ((null = open("/dev/null", O_RDONLY)) < 0 || dup2(null, 0) != 0)
 		cfail("/dev/null");
-	if (ct.post_wfd > 3)
-		syscall(SYS_close_range, 3, ct.post_wfd - 1, 0);
+	if (r->post_wfd > 3)
+		syscall(SYS_close_range, 3, r->post_wfd - 1, 0);
 	else
 		syscall(SYS_close_range, 3, ~0U, 0);
 	for (;;) {
@@ -484,8 +559,8 @@ contract_init_proc(char **argv, char **envp)
 		if (p != c)
 			continue;
 		status = st;
-		if (WIFEXITED(st) && !ct.readonly && (p = fork()) == 0)
-			post_exec(envp);
+		if (WIFEXITED(st) && !r->readonly && (p = fork()) == 0)
+			post_exec(r, envp);
 		if (p < 0)
 			cnote("hpd: error: cannot start the " POST_EXEC_NAME
 			    " helper: %s\n", strerror(errno));
@@ -501,21 +576,21 @@ contract_init_proc(char **argv, char **envp)
 }
 
 static void
-place_fds(int out, int err)
+place_fds(struct run *r, int out, int err)
 {
 	int moved[HP_CONTRACT_FD_MAX + 1];
 
 	/* Move everything out of the way first, then put each in place. */
 	for (int i = 0; i <= HP_CONTRACT_FD_MAX; i++) {
 		moved[i] = -1;
-		if (ct.fds[i] >= 0 &&
-		    (moved[i] = fcntl(ct.fds[i], F_DUPFD_CLOEXEC,
+		if (r->fds[i] >= 0 &&
+		    (moved[i] = fcntl(r->fds[i], F_DUPFD_CLOEXEC,
 		    HP_CONTRACT_FD_MAX + 1)) < 0)
 			cfail("fcntl");
 	}
 	if ((out = fcntl(out, F_DUPFD_CLOEXEC, HP_CONTRACT_FD_MAX + 1)) < 0 ||
 	    (err = fcntl(err, F_DUPFD_CLOEXEC, HP_CONTRACT_FD_MAX + 1)) < 0 ||
-	    (ct.post_wfd >= 0 && (ct.post_wfd = fcntl(ct.post_wfd,
+	    (r->post_wfd >= 0 && (r->post_wfd = fcntl(r->post_wfd,
 	    F_DUPFD_CLOEXEC, HP_CONTRACT_FD_MAX + 1)) < 0))
 		cfail("fcntl");
 	if (dup2(out, 1) != 1 || dup2(err, 2) != 2)
@@ -533,11 +608,11 @@ place_fds(int out, int err)
 		}
 	}
 	/* Above the contract's fds only the report pipe stays (CLOEXEC). */
-	if (ct.post_wfd > HP_CONTRACT_FD_MAX + 1)
+	if (r->post_wfd > HP_CONTRACT_FD_MAX + 1)
 		syscall(SYS_close_range, HP_CONTRACT_FD_MAX + 1,
-		    ct.post_wfd - 1, 0);
-	syscall(SYS_close_range, ct.post_wfd > HP_CONTRACT_FD_MAX ?
-	    ct.post_wfd + 1 : HP_CONTRACT_FD_MAX + 1, ~0U, 0);
+		    r->post_wfd - 1, 0);
+	syscall(SYS_close_range, r->post_wfd > HP_CONTRACT_FD_MAX ?
+	    r->post_wfd + 1 : HP_CONTRACT_FD_MAX + 1, ~0U, 0);
 	for (int i = 3; i <= HP_CONTRACT_FD_MAX; i++)
 		if (moved[i] < 0)
 			close(i);
@@ -545,7 +620,7 @@ place_fds(int out, int err)
 }
 
 static void
-contract_child(int out, int err, char **argv, char **envp)
+contract_child(struct run *r, int out, int err, char **argv, char **envp)
 {
 	sigset_t none;
 
@@ -556,8 +631,8 @@ contract_child(int out, int err, char **argv, char **envp)
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0)
 		cfail("PR_SET_PDEATHSIG");
-	place_fds(out, err);
-	contract_init_proc(argv, envp);
+	place_fds(r, out, err);
+	contract_init_proc(r, argv, envp);
 }
 
 /* ---- the supervisor side ---- */
@@ -594,7 +669,7 @@ rotate_log(const char *path)
  * contract.log.max_mbytes_per_file (0: never), with the run's marker line.
  */
 static int
-open_log(const char *name, const char *lcl)
+open_log(const struct run *r, const char *name, const char *lcl)
 {
 	char path[PATH_MAX], mark[160], when[32];
 	uint64_t max = sv.cfg.contract.log.max_mbytes_per_file * 1024 * 1024;
@@ -603,7 +678,7 @@ open_log(const char *name, const char *lcl)
 	time_t now = time(NULL);
 	int fd, n;
 
-	if (!sv.cfg.contract.log.enable || ct.readonly)
+	if (!sv.cfg.contract.log.enable || r->readonly)
 		return open("/dev/null", O_WRONLY | O_CLOEXEC);
 	snprintf(path, sizeof(path), "%s/log/contract/%s", sv.dir, name);
 	if (max > 0 && lstat(path, &st) == 0 && S_ISREG(st.st_mode) &&
@@ -624,14 +699,14 @@ open_log(const char *name, const char *lcl)
 }
 
 static void
-reply(uint32_t type, uint32_t id, int ok, const char *error, uint64_t a,
-    uint64_t b, uint64_t c)
+reply(uint32_t type, uint32_t id, const struct hp_channel *ch, int ok,
+    const char *error, uint64_t a, uint64_t b, uint64_t c)
 {
 	struct worker *w = &sv.w[HP_W_RUNNER];
 	struct hp_frame f;
 
 	/* A restarted runner knows nothing of its predecessor's runs. */
-	if (w->ch == NULL || (type == HP_MSG_CONTRACT_EXITED && w->ch != ct.ch))
+	if (w->ch == NULL || (type == HP_MSG_CONTRACT_EXITED && w->ch != ch))
 		return;
 	hp_frame_begin(&f, type, id, 0);
 	if (type == HP_MSG_CONTRACT_SPAWNED) {
@@ -659,40 +734,41 @@ reply(uint32_t type, uint32_t id, int ok, const char *error, uint64_t a,
 static void
 poll_closed(uv_handle_t *h)
 {
-	(void)h;
-	close(ct.pidfd);
-	ct.pidfd = -1;
-	ct.polling = 0;
+	struct run *r = h->data;
+
+	close(r->pidfd);
+	r->pidfd = -1;
+	r->polling = 0;
 }
 
 /* What the post_exec.sh helper reported, if a script ran. */
 static void
-post_exec_result(void)
+post_exec_result(struct run *r)
 {
-	struct post_exec_report r;
+	struct post_exec_report rep;
 	ssize_t n;
 	int st;
 
-	if (ct.post_fd < 0)
+	if (r->post_fd < 0)
 		return;
-	n = read(ct.post_fd, &r, sizeof(r));
-	close(ct.post_fd);
-	ct.post_fd = -1;
-	if (n != (ssize_t)sizeof(r) || r.magic != POST_EXEC_MAGIC)
+	n = read(r->post_fd, &rep, sizeof(rep));
+	close(r->post_fd);
+	r->post_fd = -1;
+	if (n != (ssize_t)sizeof(r) || rep.magic != POST_EXEC_MAGIC)
 		return;
-	st = r.status;
+	st = rep.status;
 	if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
 		log_info("contract run for ledger %llu: " POST_EXEC_NAME
-		    " exited 0 and was deleted", (unsigned long long)ct.seq);
+		    " exited 0 and was deleted", (unsigned long long)r->seq);
 	else if (WIFEXITED(st) && WEXITSTATUS(st) >= 3 &&
 	    WEXITSTATUS(st) <= 125)
 		log_info("contract run for ledger %llu: " POST_EXEC_NAME
-		    " exited %d and is kept", (unsigned long long)ct.seq,
+		    " exited %d and is kept", (unsigned long long)r->seq,
 		    WEXITSTATUS(st));
 	else
 		log_warnx("contract run for ledger %llu: " POST_EXEC_NAME
 		    " failed: %s %d (its output is in the contract log)",
-		    (unsigned long long)ct.seq, WIFEXITED(st) ? "exit" :
+		    (unsigned long long)r->seq, WIFEXITED(st) ? "exit" :
 		    "killed by signal", WIFEXITED(st) ? WEXITSTATUS(st) :
 		    WTERMSIG(st));
 }
@@ -700,22 +776,23 @@ post_exec_result(void)
 static void
 exit_cb(uv_poll_t *h, int status, int events)
 {
+	struct run *r = h->data;
 	siginfo_t si;
-	uint64_t ms = now_ms() - ct.started_ms;
+	uint64_t ms = now_ms() - r->started_ms;
 
-	(void)h; (void)status; (void)events;
+	(void)status; (void)events;
 	memset(&si, 0, sizeof(si));
-	if (waitid(P_PIDFD, (id_t)ct.pidfd, &si, WEXITED | WNOHANG) != 0 ||
+	if (waitid(P_PIDFD, (id_t)r->pidfd, &si, WEXITED | WNOHANG) != 0 ||
 	    si.si_pid == 0)
 		return;
-	uv_poll_stop(&ct.poll);
-	uv_close((uv_handle_t *)&ct.poll, poll_closed);
-	log_debug("contract (pid %d) %s %d after %llu ms", (int)ct.pid,
-	    si.si_code == CLD_EXITED ? "exited with" : "killed by signal",
-	    si.si_status, (unsigned long long)ms);
-	ct.pid = 0;
-	post_exec_result();
-	reply(HP_MSG_CONTRACT_EXITED, ct.run_id, si.si_code == CLD_EXITED,
+	uv_poll_stop(&r->poll);
+	uv_close((uv_handle_t *)&r->poll, poll_closed);
+	log_debug("contract (pid %d, run %u) %s %d after %llu ms", (int)r->pid,
+	    r->id, si.si_code == CLD_EXITED ? "exited with" :
+	    "killed by signal", si.si_status, (unsigned long long)ms);
+	post_exec_result(r);
+	run_release(r);
+	reply(HP_MSG_CONTRACT_EXITED, r->id, r->ch, si.si_code == CLD_EXITED,
 	    NULL, 0, (uint64_t)si.si_status, ms);
 }
 
@@ -732,31 +809,40 @@ split_args(char *buf, char **argv)
 	return argc;
 }
 
+/* Why r may not start now, or NULL. */
+static const char *
+refusal(const struct run *r)
+{
+	int consensus, n = running(&consensus);
+
+	if (!r->readonly && n > 0)
+		return "a contract is already running";
+	if (r->readonly && consensus > 0)
+		return "a consensus run is going";
+	if (r->readonly && n >= READ_RUNS_MAX)
+		return "too many read-only runs at once";
+	return NULL;
+}
+
 static void
-spawn(uint32_t id, uint64_t seq, const uint8_t *hash)
+spawn(struct run *r, uint64_t seq, const uint8_t *hash)
 {
 	static char argbuf[4096];
 	char *argv[CONTRACT_ARGV_MAX], *envp[CONTRACT_ENV_MAX];
 	char hex[65], lcl[96];
+	const char *why;
 	struct clone_args ca;
 	int pidfd = -1, out, err, n = 0, has_path = 0, pp[2] = { -1, -1 };
 	long pid;
 
-	if (!ct.ready) {
-		reply(HP_MSG_CONTRACT_SPAWNED, id, 0, "the contract sandbox is"
-		    " not set up (see the hpd log at start)", 0, 0, 0);
-		return;
-	}
-	if (ct.pid != 0) {
-		reply(HP_MSG_CONTRACT_SPAWNED, id, 0, "a contract is already"
-		    " running", 0, 0, 0);
-		return;
-	}
-	if (sv.cfg.contract.bin_path == NULL || sv.cfg.contract.bin_path[0]
-	    != '/') {
-		reply(HP_MSG_CONTRACT_SPAWNED, id, 0, "contract.bin_path must"
-		    " be an absolute path", 0, 0, 0);
-		drop_fds();
+	why = !ct.ready ? "the contract sandbox is not set up (see the hpd"
+	    " log at start)" : refusal(r);
+	if (why == NULL && (sv.cfg.contract.bin_path == NULL ||
+	    sv.cfg.contract.bin_path[0] != '/'))
+		why = "contract.bin_path must be an absolute path";
+	if (why != NULL) {
+		reply(HP_MSG_CONTRACT_SPAWNED, r->id, NULL, 0, why, 0, 0, 0);
+		run_release(r);
 		return;
 	}
 	snprintf(argbuf, sizeof(argbuf), "%s", sv.cfg.contract.bin_args ?
@@ -782,17 +868,17 @@ spawn(uint32_t id, uint64_t seq, const uint8_t *hash)
 	else
 		memset(hex, '0', 64);
 	hex[64] = '\0';
-	snprintf(ct.post_arg, sizeof(ct.post_arg), "%llu %s",
+	snprintf(r->post_arg, sizeof(r->post_arg), "%llu %s",
 	    (unsigned long long)seq, hex);
 	snprintf(lcl, sizeof(lcl), "%llu%s%.8s", (unsigned long long)seq,
 	    hash != NULL ? "-" : "", hash != NULL ? hex : "");
-	if (pipe2(pp, O_CLOEXEC | O_NONBLOCK) != 0)
+	if (!r->readonly && pipe2(pp, O_CLOEXEC | O_NONBLOCK) != 0)
 		log_warn("contract run for ledger %llu: post_exec.sh report"
 		    " pipe", (unsigned long long)seq);
-	ct.post_wfd = pp[1];
+	r->post_wfd = pp[1];
 
-	out = open_log("stdout.log", lcl);
-	err = open_log("stderr.log", lcl);
+	out = open_log(r, "stdout.log", lcl);
+	err = open_log(r, "stderr.log", lcl);
 	memset(&ca, 0, sizeof(ca));
 	ca.flags = CLONE_PIDFD | (sv.privsep ? CLONE_NEWPID | CLONE_NEWNS |
 	    CLONE_NEWIPC | CLONE_NEWNET : 0);
@@ -800,7 +886,7 @@ spawn(uint32_t id, uint64_t seq, const uint8_t *hash)
 	ca.exit_signal = SIGCHLD;
 	pid = out < 0 || err < 0 ? -1 : syscall(SYS_clone3, &ca, sizeof(ca));
 	if (pid == 0)
-		contract_child(out, err, argv, envp);
+		contract_child(r, out, err, argv, envp);
 	for (int i = 0; i < n; i++)
 		free(envp[i]);
 	if (out >= 0)
@@ -809,8 +895,8 @@ spawn(uint32_t id, uint64_t seq, const uint8_t *hash)
 		close(err);
 	if (pp[1] >= 0)
 		close(pp[1]);
-	ct.post_wfd = -1;
-	drop_fds();
+	r->post_wfd = -1;
+	drop_fds(r);
 	if (pid < 0) {
 		if (pp[0] >= 0)
 			close(pp[0]);
@@ -818,38 +904,49 @@ spawn(uint32_t id, uint64_t seq, const uint8_t *hash)
 		snprintf(msg, sizeof(msg), "cannot start the contract: %s",
 		    strerror(errno));
 		log_warnx("%s", msg);
-		reply(HP_MSG_CONTRACT_SPAWNED, id, 0, msg, 0, 0, 0);
+		reply(HP_MSG_CONTRACT_SPAWNED, r->id, NULL, 0, msg, 0, 0, 0);
+		run_release(r);
 		return;
 	}
 	fcntl(pidfd, F_SETFD, FD_CLOEXEC);
-	ct.pid = (pid_t)pid;
-	ct.pidfd = pidfd;
-	ct.run_id = id;
-	ct.seq = seq;
-	if (ct.post_fd >= 0)
-		close(ct.post_fd);
-	ct.post_fd = pp[0];
-	ct.ch = sv.w[HP_W_RUNNER].ch;
-	ct.started_ms = now_ms();
-	uv_poll_init(sv.loop, &ct.poll, pidfd);
-	uv_poll_start(&ct.poll, UV_READABLE, exit_cb);
-	ct.polling = 1;
-	log_debug("contract for ledger %llu started (pid %d)",
-	    (unsigned long long)seq, (int)pid);
-	reply(HP_MSG_CONTRACT_SPAWNED, id, 1, NULL, (uint64_t)pid, 0, 0);
+	r->pid = (pid_t)pid;
+	r->pidfd = pidfd;
+	r->seq = seq;
+	if (r->post_fd >= 0)
+		close(r->post_fd);
+	r->post_fd = pp[0];
+	r->ch = sv.w[HP_W_RUNNER].ch;
+	r->started_ms = now_ms();
+	uv_poll_init(sv.loop, &r->poll, pidfd);
+	r->poll.data = r;
+	uv_poll_start(&r->poll, UV_READABLE, exit_cb);
+	r->polling = 1;
+	log_debug("contract for ledger %llu started (pid %d, run %u%s)",
+	    (unsigned long long)seq, (int)pid, r->id, r->readonly ?
+	    ", read-only" : "");
+	reply(HP_MSG_CONTRACT_SPAWNED, r->id, NULL, 1, NULL, (uint64_t)pid, 0,
+	    0);
+}
+
+static void
+kill_run(struct run *r)
+{
+	if (r->used && r->pid != 0 && r->pidfd >= 0)
+		syscall(SYS_pidfd_send_signal, r->pidfd, SIGKILL, NULL, 0);
 }
 
 void
 contract_kill(void)
 {
-	if (ct.pid != 0 && ct.pidfd >= 0)
-		syscall(SYS_pidfd_send_signal, ct.pidfd, SIGKILL, NULL, 0);
+	for (int i = 0; i < RUN_SLOTS; i++)
+		kill_run(&ct.runs[i]);
 }
 
 void
 contract_on_msg(struct hp_msg *m)
 {
 	const msgpack_object *h;
+	struct run *r;
 	uint64_t v = 0;
 
 	switch (m->type) {
@@ -861,24 +958,41 @@ contract_on_msg(struct hp_msg *m)
 			    " target; dropped");
 			break;
 		}
-		if (ct.fds[v] >= 0)
-			close(ct.fds[v]);
-		ct.fds[v] = m->fd;
+		if ((r = run_get(m->id)) == NULL) {
+			log_warnx("runner sent a contract fd for run %u while"
+			    " %d runs are in hand; dropped", m->id, RUN_SLOTS);
+			break;
+		}
+		if (r->pid != 0) {
+			log_warnx("runner sent a contract fd for run %u, which"
+			    " is already running; dropped", m->id);
+			break;
+		}
+		if (r->fds[v] >= 0)
+			close(r->fds[v]);
+		r->fds[v] = m->fd;
 		m->fd = -1;
 		break;
 	case HP_MSG_SPAWN_CONTRACT: {
 		bool ro = false;
+		if ((r = run_get(m->id)) == NULL || r->pid != 0) {
+			reply(HP_MSG_CONTRACT_SPAWNED, m->id, NULL, 0,
+			    r == NULL ? "too many contract runs in hand" :
+			    "this run is already running", 0, 0, 0);
+			break;
+		}
 		(void)hp_mpack_u64(m->body, 1, &v);
 		(void)hp_mpack_bool(m->body, 3, &ro);
-		ct.readonly = ro;
+		r->readonly = ro;
 		h = hp_mpack_get(m->body, 2);
-		spawn(m->id, v, h != NULL && h->type == MSGPACK_OBJECT_BIN &&
+		spawn(r, v, h != NULL && h->type == MSGPACK_OBJECT_BIN &&
 		    h->via.bin.size == 32 ? (const uint8_t *)h->via.bin.ptr :
 		    NULL);
 		break;
 	}
 	case HP_MSG_KILL_CONTRACT:
-		contract_kill();
+		if ((r = run_find(m->id)) != NULL)
+			kill_run(r);
 		break;
 	default:
 		break;
@@ -888,7 +1002,15 @@ contract_on_msg(struct hp_msg *m)
 void
 contract_runner_gone(void)
 {
-	drop_fds();
-	contract_kill();
-	ct.ch = NULL;
+	for (int i = 0; i < RUN_SLOTS; i++) {
+		struct run *r = &ct.runs[i];
+		if (!r->used)
+			continue;
+		if (r->pid == 0)
+			run_release(r);
+		else {
+			kill_run(r);
+			r->ch = NULL;
+		}
+	}
 }

@@ -25,6 +25,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 INTEROP = os.path.join(HERE, "..", "interop")
 CLIENT = os.path.join(INTEROP, "client", "hpclient.js")
 ECHO = os.path.join(INTEROP, "client", "echo-contract.js")
+SLOWREAD = os.path.join(INTEROP, "client", "slowread-contract.js")
 LIB = os.path.join(INTEROP, "node_modules", "hotpocket-nodejs-contract")
 NODE = "/usr/bin/node"
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -166,18 +167,18 @@ def bson_doc(fields):
 
 # ---- clusters and the JS client ----
 
-def echo_bundle(root):
+def echo_bundle(root, script=ECHO):
     assert os.path.isdir(LIB), "run scripts/setup (npm ci in tests/interop) first"
     b = os.path.join(root, "bundle-echo")
     os.makedirs(os.path.join(b, "node_modules"))
-    shutil.copy(ECHO, os.path.join(b, "index.js"))
+    shutil.copy(script, os.path.join(b, "index.js"))
     shutil.copytree(LIB, os.path.join(b, "node_modules", "hotpocket-nodejs-contract"))
     with open(os.path.join(b, "hp.cfg.override"), "w") as f:
         json.dump({"contract": {"bin_path": NODE, "bin_args": "index.js"}}, f)
     return b
 
 
-def cluster(c, n=1, roundtime=500, user=None, contract=None, echo=False):
+def cluster(c, n=1, roundtime=500, user=None, contract=None, echo=False, script=ECHO):
     if echo:
         os.chmod(c.root, 0o755)
     cl = Cluster(c, n, roundtime=roundtime)
@@ -187,7 +188,7 @@ def cluster(c, n=1, roundtime=500, user=None, contract=None, echo=False):
             cfg["contract"].update(contract or {})
         nd.edit_cfg(edit)
     if echo:
-        b = echo_bundle(c.root)
+        b = echo_bundle(c.root, script)
         for nd in cl.nodes:
             r = run(HPD, "deploy", nd.dir, b)
             assert r.returncode == 0, r.stderr
@@ -487,6 +488,25 @@ def test_js_read_request_and_ledger_query():
         assert r["connected"] and r["ledger"] is None, r
 
 
+def test_js_read_requests_run_in_parallel():
+    """Four read requests whose runs each take 1.5 s come back together, not
+    one after the other, and ledgers keep closing meanwhile."""
+    with Case() as c:
+        cl = cluster(c, echo=True, script=SLOWREAD, roundtime=1000,
+                     user={"concurrent_read_requests": 4})
+        wait_users(cl)
+        before = cl.last_seq(0)
+        r = js("reads", servers=[url(cl)], count=4)
+        assert r["connected"], r
+        got = sorted(x["reply"] for x in r["replies"])
+        assert got == ["read:read-%d" % i for i in range(4)], r
+        assert r["totalMs"] < 4000, r
+        assert all(x["ms"] >= 1400 for x in r["replies"]), r
+        s = cl.show(0, "runner")
+        assert s["read_runs"] >= 4 and s["read_runs_running"] == 0, s
+        cl.wait_ledgers(before + 3, timeout=30)
+
+
 if __name__ == "__main__":
     main([
         test_upgrade_challenge_and_frames,
@@ -500,4 +520,5 @@ if __name__ == "__main__":
         test_js_bad_inputs,
         test_js_inputs_outputs_verified,
         test_js_read_request_and_ledger_query,
+        test_js_read_requests_run_in_parallel,
     ])

@@ -44,12 +44,12 @@ struct ruser {
 	uint8_t hash[32];
 };
 
-static struct {
+struct runio {
 	struct ruser *u;
 	size_t n;
 	uint64_t limit;
 	uint64_t total;
-} ri;
+};
 
 static void
 user_close(struct ruser *u)
@@ -59,11 +59,19 @@ user_close(struct ruser *u)
 	u->fd = -1;
 }
 
-void
-runio_reset(void)
+struct runio *
+runio_new(void)
 {
-	for (size_t i = 0; i < ri.n; i++) {
-		struct ruser *u = &ri.u[i];
+	return calloc(1, sizeof(struct runio));
+}
+
+void
+runio_free(struct runio *ri)
+{
+	if (ri == NULL)
+		return;
+	for (size_t i = 0; i < ri->n; i++) {
+		struct ruser *u = &ri->u[i];
 		user_close(u);
 		if (u->cfd >= 0)
 			close(u->cfd);
@@ -72,8 +80,8 @@ runio_reset(void)
 		free(u->outs);
 		free(u->buf);
 	}
-	free(ri.u);
-	memset(&ri, 0, sizeof(ri));
+	free(ri->u);
+	free(ri);
 }
 
 static int
@@ -93,9 +101,9 @@ write_at(int fd, const uint8_t *p, size_t len, off_t off)
 }
 
 static int
-add_user(const uint8_t pk[32])
+add_user(struct runio *ri, const uint8_t pk[32])
 {
-	struct ruser *u = &ri.u[ri.n];
+	struct ruser *u = &ri->u[ri->n];
 	int sv[2];
 
 	memset(u, 0, sizeof(*u));
@@ -113,7 +121,7 @@ add_user(const uint8_t pk[32])
 	}
 	/* The contract only writes; the node only reads. */
 	shutdown(u->fd, SHUT_WR);
-	ri.n++;
+	ri->n++;
 	return 0;
 }
 
@@ -127,24 +135,23 @@ user_entry(size_t i)
 }
 
 static void
-set_user(json_t *args_users, size_t i, json_t *entry)
+set_user(struct runio *ri, json_t *args_users, size_t i, json_t *entry)
 {
 	char hex[HP_PK_HEX_LEN + 1];
 
-	hp_pubkey_to_hex(ri.u[i].pk, hex);
+	hp_pubkey_to_hex(ri->u[i].pk, hex);
 	json_object_set_new(args_users, hex, entry);
 }
 
 int
-runio_prepare(const msgpack_object *users, json_t *args_users, int *in_fd,
-    uint64_t out_limit)
+runio_prepare(struct runio *ri, const msgpack_object *users,
+    json_t *args_users, int *in_fd, uint64_t out_limit)
 {
 	uint32_t n = 0;
 	off_t off = 0;
 	int fd;
 
-	runio_reset();
-	ri.limit = out_limit;
+	ri->limit = out_limit;
 	*in_fd = -1;
 	if ((fd = memfd_create("hpd-user-inputs", MFD_CLOEXEC)) < 0)
 		return HP_EIO;
@@ -158,7 +165,7 @@ runio_prepare(const msgpack_object *users, json_t *args_users, int *in_fd,
 	}
 	if (n == 0)
 		return 0;
-	if ((ri.u = calloc(n, sizeof(*ri.u))) == NULL)
+	if ((ri->u = calloc(n, sizeof(*ri->u))) == NULL)
 		return HP_ENOMEM;
 	for (uint32_t i = 0; i < n; i++) {
 		const msgpack_object *e = &users->via.array.ptr[i], *k, *ins;
@@ -171,9 +178,9 @@ runio_prepare(const msgpack_object *users, json_t *args_users, int *in_fd,
 		if (k->type != MSGPACK_OBJECT_BIN || k->via.bin.size != 32 ||
 		    ins->type != MSGPACK_OBJECT_ARRAY)
 			continue;
-		if (add_user((const uint8_t *)k->via.bin.ptr) != 0)
+		if (add_user(ri, (const uint8_t *)k->via.bin.ptr) != 0)
 			return HP_EIO;
-		entry = user_entry(ri.n - 1);
+		entry = user_entry(ri->n - 1);
 		for (uint32_t j = 0; j < ins->via.array.size; j++) {
 			const msgpack_object *in = &ins->via.array.ptr[j], *b;
 			json_t *pair;
@@ -197,84 +204,84 @@ runio_prepare(const msgpack_object *users, json_t *args_users, int *in_fd,
 			off += ((off_t)b->via.bin.size + ALIGN - 1) &
 			    ~(off_t)(ALIGN - 1);
 		}
-		set_user(args_users, ri.n - 1, entry);
+		set_user(ri, args_users, ri->n - 1, entry);
 	}
 	return 0;
 }
 
 int
-runio_prepare_read(const uint8_t pk[32], const uint8_t *content, size_t len,
-    json_t *args_users, int *in_fd, uint64_t out_limit)
+runio_prepare_read(struct runio *ri, const uint8_t pk[32],
+    const uint8_t *content, size_t len, json_t *args_users, int *in_fd,
+    uint64_t out_limit)
 {
 	json_t *entry, *pair;
 	int fd;
 
-	runio_reset();
-	ri.limit = out_limit;
+	ri->limit = out_limit;
 	*in_fd = -1;
 	if ((fd = memfd_create("hpd-read-input", MFD_CLOEXEC)) < 0)
 		return HP_EIO;
 	*in_fd = fd;
-	if ((ri.u = calloc(1, sizeof(*ri.u))) == NULL)
+	if ((ri->u = calloc(1, sizeof(*ri->u))) == NULL)
 		return HP_ENOMEM;
-	if (add_user(pk) != 0 || write_at(fd, content, len, 0) != 0)
+	if (add_user(ri, pk) != 0 || write_at(fd, content, len, 0) != 0)
 		return HP_EIO;
 	entry = user_entry(0);
 	pair = json_array();
 	json_array_append_new(pair, json_integer(0));
 	json_array_append_new(pair, json_integer((json_int_t)len));
 	json_array_append_new(entry, pair);
-	set_user(args_users, 0, entry);
+	set_user(ri, args_users, 0, entry);
 	return 0;
 }
 
 size_t
-runio_count(void)
+runio_count(const struct runio *ri)
 {
-	return ri.n;
+	return ri->n;
 }
 
 int
-runio_contract_fd(size_t i)
+runio_contract_fd(const struct runio *ri, size_t i)
 {
-	return i < ri.n ? ri.u[i].cfd : -1;
+	return i < ri->n ? ri->u[i].cfd : -1;
 }
 
 void
-runio_handed_over(void)
+runio_handed_over(struct runio *ri)
 {
 	/* hp_worker_send_sup() took them (and closes them). */
-	for (size_t i = 0; i < ri.n; i++)
-		ri.u[i].cfd = -1;
+	for (size_t i = 0; i < ri->n; i++)
+		ri->u[i].cfd = -1;
 }
 
 static uint64_t
-user_limit(void)
+user_limit(const struct runio *ri)
 {
 	uint64_t lim = USER_OUT_MAX;
 
-	if (ri.limit != 0 && ri.limit < lim)
-		lim = ri.limit;
+	if (ri->limit != 0 && ri->limit < lim)
+		lim = ri->limit;
 	return lim;
 }
 
 /* Past its limit: close our end; the contract's writes fail (EPIPE). */
 static void
-overflow(struct ruser *u)
+overflow(const struct runio *ri, struct ruser *u)
 {
 	char hex[9];
 
 	hp_hash_hex(u->pk, 4, hex);
 	log_warnx("contract output to user %s passed its limit (%llu bytes);"
 	    " its socket is closed", hex,
-	    (unsigned long long)user_limit());
+	    (unsigned long long)user_limit(ri));
 	u->over = 1;
 	user_close(u);
 }
 
 /* Split complete frames out of u->buf. */
 static void
-frames(struct ruser *u)
+frames(struct runio *ri, struct ruser *u)
 {
 	size_t at = 0;
 
@@ -284,9 +291,9 @@ frames(struct ruser *u)
 		    (uint32_t)h[2] << 8 | h[3];
 		struct out o;
 
-		if (u->bytes + len > user_limit() ||
-		    ri.total + len > RUN_OUT_MAX) {
-			overflow(u);
+		if (u->bytes + len > user_limit(ri) ||
+		    ri->total + len > RUN_OUT_MAX) {
+			overflow(ri, u);
 			break;
 		}
 		if (u->blen - at - FRAME_HDR < len)
@@ -295,21 +302,21 @@ frames(struct ruser *u)
 			size_t cap = u->capouts ? u->capouts * 2 : 8;
 			struct out *no = realloc(u->outs, cap * sizeof(*no));
 			if (no == NULL) {
-				overflow(u);
+				overflow(ri, u);
 				break;
 			}
 			u->outs = no;
 			u->capouts = cap;
 		}
 		if ((o.data = malloc(len ? len : 1)) == NULL) {
-			overflow(u);
+			overflow(ri, u);
 			break;
 		}
 		memcpy(o.data, h + FRAME_HDR, len);
 		o.len = len;
 		u->outs[u->nouts++] = o;
 		u->bytes += len;
-		ri.total += len;
+		ri->total += len;
 		at += FRAME_HDR + len;
 	}
 	memmove(u->buf, u->buf + at, u->blen - at);
@@ -317,7 +324,7 @@ frames(struct ruser *u)
 }
 
 static void
-read_user(struct ruser *u)
+read_user(struct runio *ri, struct ruser *u)
 {
 	for (;;) {
 		ssize_t n;
@@ -328,12 +335,12 @@ read_user(struct ruser *u)
 			/* A frame never needs more than its limit + header. */
 			size_t cap = u->bcap ? u->bcap * 2 : 131072;
 			uint8_t *nb;
-			if (cap > user_limit() + FRAME_HDR + 131072) {
-				overflow(u);
+			if (cap > user_limit(ri) + FRAME_HDR + 131072) {
+				overflow(ri, u);
 				return;
 			}
 			if ((nb = realloc(u->buf, cap)) == NULL) {
-				overflow(u);
+				overflow(ri, u);
 				return;
 			}
 			u->buf = nb;
@@ -349,21 +356,15 @@ read_user(struct ruser *u)
 			return;
 		}
 		u->blen += (size_t)n;
-		frames(u);
+		frames(ri, u);
 	}
 }
 
 void
-runio_poll(void)
+runio_poll(struct runio *ri)
 {
-	for (size_t i = 0; i < ri.n; i++)
-		read_user(&ri.u[i]);
-}
-
-uint64_t
-runio_output_bytes(void)
-{
-	return ri.total;
+	for (size_t i = 0; i < ri->n; i++)
+		read_user(ri, &ri->u[i]);
 }
 
 static int
@@ -380,14 +381,15 @@ pack_bin(msgpack_packer *pk, const void *p, size_t n)
 }
 
 void
-runio_pack_done(msgpack_packer *pk, const uint8_t state[32], uint8_t root[32])
+runio_pack_done(struct runio *ri, msgpack_packer *pk, const uint8_t state[32],
+    uint8_t root[32])
 {
 	uint8_t *leaves;
 	size_t nl = 0, nwith = 0;
 
-	runio_poll();
-	for (size_t i = 0; i < ri.n; i++) {
-		struct ruser *u = &ri.u[i];
+	runio_poll(ri);
+	for (size_t i = 0; i < ri->n; i++) {
+		struct ruser *u = &ri->u[i];
 		struct hp_ublob *b;
 
 		if (u->nouts == 0)
@@ -405,9 +407,9 @@ runio_pack_done(msgpack_packer *pk, const uint8_t state[32], uint8_t root[32])
 	leaves = malloc((nwith + 1) * 32);
 	memset(root, 0, 32);
 	if (leaves != NULL && nwith > 0) {
-		for (size_t i = 0; i < ri.n; i++)
-			if (ri.u[i].nouts > 0)
-				memcpy(leaves + 32 * nl++, ri.u[i].hash, 32);
+		for (size_t i = 0; i < ri->n; i++)
+			if (ri->u[i].nouts > 0)
+				memcpy(leaves + 32 * nl++, ri->u[i].hash, 32);
 		qsort(leaves, nl, 32, cmp_hash);
 		memcpy(leaves + 32 * nl++, state, 32);
 		hp_utree_root(leaves, nl, root);
@@ -421,8 +423,8 @@ runio_pack_done(msgpack_packer *pk, const uint8_t state[32], uint8_t root[32])
 		pack_bin(pk, leaves + 32 * i, 32);
 	msgpack_pack_uint32(pk, 4);
 	msgpack_pack_array(pk, nl ? nwith : 0);
-	for (size_t i = 0; nl && i < ri.n; i++) {
-		struct ruser *u = &ri.u[i];
+	for (size_t i = 0; nl && i < ri->n; i++) {
+		struct ruser *u = &ri->u[i];
 		if (u->nouts == 0)
 			continue;
 		msgpack_pack_array(pk, 3);
@@ -436,11 +438,11 @@ runio_pack_done(msgpack_packer *pk, const uint8_t state[32], uint8_t root[32])
 }
 
 void
-runio_pack_read(msgpack_packer *pk)
+runio_pack_read(struct runio *ri, msgpack_packer *pk)
 {
-	struct ruser *u = ri.n > 0 ? &ri.u[0] : NULL;
+	struct ruser *u = ri->n > 0 ? &ri->u[0] : NULL;
 
-	runio_poll();
+	runio_poll(ri);
 	msgpack_pack_array(pk, u != NULL ? u->nouts : 0);
 	for (size_t j = 0; u != NULL && j < u->nouts; j++)
 		pack_bin(pk, u->outs[j].data, u->outs[j].len);

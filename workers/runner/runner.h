@@ -9,22 +9,28 @@
  * spawn the contract (HP_MSG_SPAWN_CONTRACT); the runner never forks. At
  * exec_timeout it asks for a SIGKILL. Whatever the end (exit, crash,
  * kill), the session is committed, as HotPocket does, and the state worker
- * sends the new hashes to consensus. A RUN that arrives while a run is
- * going is skipped and logged.
+ * sends the new hashes to consensus. A RUN that arrives while a
+ * consensus run is going is skipped and logged.
  *
  * Users and their inputs come with the RUN (runio.h); their outputs are
  * read while the contract runs and, after the commit, go to consensus
- * with their Merkle root (HP_MSG_RUN_DONE). Read requests from the gateway
- * wait in a queue and run read-only (no session: the mount serves the
- * last commit, writes fail with EROFS) between consensus runs; a RUN that
- * arrives during one goes next.
+ * with their Merkle root (HP_MSG_RUN_DONE); every RUN gets its RUN_DONE,
+ * with a zero root when it did not run. Read requests from the gateway
+ * wait in a queue of 32 and run read-only (no session: the mount serves
+ * the last commit, writes fail with EROFS) between consensus runs, up to
+ * user.concurrent_read_requests (at least one) side by side, each with
+ * its own fds, users (struct runio) and exec_timeout timer. They never
+ * overlap a consensus run, whose open session the mount would show them:
+ * a RUN that arrives while some are going waits until they have all ended
+ * (each within exec_timeout; none is killed for it), and no new one starts
+ * before that RUN is over.
  *
  * NPL packets the contract writes go to consensus (HP_MSG_NPL_OUT), which
  * signs and broadcasts them; NPL messages for the running ledger come back
  * as HP_MSG_NPL_IN and reach the contract as a key packet and a payload
  * packet.
  *
- * All calls run on the worker's loop; the module owns its fds and timer.
+ * All calls run on the worker's loop; the module owns its fds and timers.
  */
 #ifndef HP_RUNNER_H
 #define HP_RUNNER_H

@@ -163,6 +163,23 @@ const scenarios = {
         done({ connected: true, reply: r === null ? null : Buffer.isBuffer(r) ? r.toString() : r });
     },
 
+    // o.count read requests ("read-0", ...) sent at once, each with its
+    // own id; every reply and the ms from the first send until it came.
+    async reads(o) {
+        const { c } = await client(o);
+        if (!await c.connect())
+            done({ connected: false });
+        const t0 = Date.now();
+        const replies = await Promise.all(Array.from({ length: o.count || 4 }, (_, i) =>
+            c.submitContractReadRequest("read-" + i, "r" + i, o.timeoutMs || 20000).then((r) => ({
+                reply: r === null ? null : Buffer.isBuffer(r) ? r.toString() : r,
+                ms: Date.now() - t0,
+            }))));
+        const totalMs = Date.now() - t0;
+        await c.close();
+        done({ connected: true, replies, totalMs });
+    },
+
     // getLedgerBySeqNo(o.seq).
     async ledger(o) {
         const { c } = await client(o);
