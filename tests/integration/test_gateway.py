@@ -462,7 +462,9 @@ def test_js_bad_inputs():
 
 def test_js_inputs_outputs_verified():
     with Case() as c:
-        cl = cluster(c, echo=True, roundtime=1000)
+        # Three nodes: the inputs are relayed to the other two, and each
+        # output carries the signatures of the UNL the client checks.
+        cl = cluster(c, 3, echo=True, roundtime=1000)
         wait_users(cl)
         for proto in ("json", "bson"):
             r = js("inputs", timeout=120, servers=[url(cl)], protocol=proto, trusted=[cl.keys[0]],

@@ -14,6 +14,7 @@ struct round;
 struct ledger_store;
 
 const struct hp_config *cons_cfg(void);
+struct uv_loop_s *cons_loop(void);
 struct round *cons_round(void);
 struct ledger_store *cons_store(void);
 /* The UNL: n sorted 32-byte keys. */

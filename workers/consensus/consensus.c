@@ -118,6 +118,12 @@ cons_cfg(void)
 	return cs.cfg;
 }
 
+uv_loop_t *
+cons_loop(void)
+{
+	return cs.loop;
+}
+
 struct round *
 cons_round(void)
 {

@@ -86,6 +86,12 @@ static struct {
 	struct early_sig early[EARLY_SIGS];
 	uint32_t nearly, early_next;
 
+	/* inputs from our gateway waiting to be relayed, packed maps */
+	msgpack_sbuffer relay;
+	uint32_t nrelay;
+	uv_timer_t relay_timer;
+	int relay_timer_on;
+
 	/* the records stored with the ledger being closed */
 	msgpack_sbuffer raw_in, raw_out;
 
@@ -139,6 +145,9 @@ userio_init(void)
 	msgpack_sbuffer_init(&u.sig_users);
 	msgpack_sbuffer_init(&u.raw_in);
 	msgpack_sbuffer_init(&u.raw_out);
+	msgpack_sbuffer_init(&u.relay);
+	uv_timer_init(cons_loop(), &u.relay_timer);
+	u.relay_timer_on = 1;
 	u.st_vote = -1;
 }
 
@@ -167,6 +176,9 @@ userio_free(void)
 	msgpack_sbuffer_destroy(&u.sig_users);
 	msgpack_sbuffer_destroy(&u.raw_in);
 	msgpack_sbuffer_destroy(&u.raw_out);
+	msgpack_sbuffer_destroy(&u.relay);
+	if (u.relay_timer_on)
+		uv_timer_stop(&u.relay_timer);
 	memset(&u, 0, sizeof(u));
 }
 
@@ -502,15 +514,49 @@ take_input(const uint8_t user[32], const uint8_t sig[64],
 	return NULL;
 }
 
+/*
+ * Inputs are relayed in batches: what our gateway handed over during one
+ * turn of the loop goes to the peers as one payload (an array of inputs),
+ * at most RELAY_BATCH bytes but for a single larger input.
+ */
+#define RELAY_BATCH (1024u * 1024)
+
 static void
-relay_input(const uint8_t user[32], const uint8_t sig[64],
-    const uint8_t *container, size_t clen, uint64_t proto)
+relay_flush(void)
 {
 	msgpack_sbuffer sb;
 	msgpack_packer pk;
 
+	if (u.nrelay == 0)
+		return;
 	msgpack_sbuffer_init(&sb);
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	msgpack_pack_array(&pk, u.nrelay);
+	msgpack_sbuffer_write(&sb, u.relay.data, u.relay.size);
+	if (sb.data != NULL)
+		cons_peer_send(HP_PT_INPUT, (const uint8_t *)sb.data, sb.size,
+		    0, NULL);
+	msgpack_sbuffer_destroy(&sb);
+	msgpack_sbuffer_clear(&u.relay);
+	u.nrelay = 0;
+}
+
+static void
+relay_timer_cb(uv_timer_t *t)
+{
+	(void)t;
+	relay_flush();
+}
+
+static void
+relay_input(const uint8_t user[32], const uint8_t sig[64],
+    const uint8_t *container, size_t clen, uint64_t proto)
+{
+	msgpack_packer pk;
+
+	if (u.nrelay > 0 && u.relay.size + clen + 128 > RELAY_BATCH)
+		relay_flush();
+	msgpack_packer_init(&pk, &u.relay, msgpack_sbuffer_write);
 	msgpack_pack_map(&pk, 4);
 	msgpack_pack_uint32(&pk, 1);
 	pack_bin(&pk, user, 32);
@@ -520,11 +566,10 @@ relay_input(const uint8_t user[32], const uint8_t sig[64],
 	pack_bin(&pk, container, clen);
 	msgpack_pack_uint32(&pk, 4);
 	msgpack_pack_uint64(&pk, proto);
-	if (sb.data != NULL)
-		cons_peer_send(HP_PT_INPUT, (const uint8_t *)sb.data, sb.size,
-		    0, NULL);
-	msgpack_sbuffer_destroy(&sb);
+	u.nrelay++;
 	u.relayed_in++;
+	if (u.nrelay == 1)
+		uv_timer_start(&u.relay_timer, relay_timer_cb, 0, 0);
 }
 
 static void
@@ -565,7 +610,9 @@ userio_peer_input(const uint8_t from[32], const uint8_t *p, size_t len)
 	(void)from;
 	if (hp_mpack_unpack(p, len, &res) != 0)
 		return;
-	on_input(&res.data, 0);
+	if (res.data.type == MSGPACK_OBJECT_ARRAY)
+		for (uint32_t i = 0; i < res.data.via.array.size; i++)
+			on_input(&res.data.via.array.ptr[i], 0);
 	msgpack_unpacked_destroy(&res);
 }
 
