@@ -103,8 +103,8 @@ def main():
     ap.add_argument("--verbose", action="store_true")
     a = ap.parse_args()
     ver = verify_per_s()
-    print("ceiling: ed25519 verify %.0f/s on one core (libsodium); an input costs 4 verifies"
-          " across the cluster (entry gateway, entry consensus, 2 relayed)" % ver)
+    print("ceiling: ed25519 verify %.0f/s on one core (libsodium); an input costs 3 verifies"
+          " across the cluster (entry gateway, 2 relayed)" % ver)
     print("load: %d users over 3 nodes, %s, %d-byte inputs, %.0f s measured"
           % (a.conns, ("%.0f inputs/s open loop" % a.rate) if a.rate else
              ("closed loop, window %d per user" % a.window), a.size, a.seconds))
