@@ -177,9 +177,19 @@ userio_free(void)
 	msgpack_sbuffer_destroy(&u.raw_in);
 	msgpack_sbuffer_destroy(&u.raw_out);
 	msgpack_sbuffer_destroy(&u.relay);
-	if (u.relay_timer_on)
+	/* The timer handle stays in the loop until it is closed: close it,
+	 * and leave its memory alone. */
+	if (u.relay_timer_on) {
 		uv_timer_stop(&u.relay_timer);
-	memset(&u, 0, sizeof(u));
+		uv_close((uv_handle_t *)&u.relay_timer, NULL);
+		u.relay_timer_on = 0;
+	}
+	u.pool = NULL;
+	u.nonces = NULL;
+	u.sig_pk = NULL;
+	u.sig_sig = NULL;
+	u.npool = u.cappool = u.nnonces = u.capnonces = u.nrelay = 0;
+	u.signing = u.have_out = 0;
 }
 
 void
