@@ -229,6 +229,14 @@ hp_mpack_str(const msgpack_object *map, uint64_t key, char *out,
 }
 
 void
+hp_mpack_pack_bin(msgpack_packer *pk, const void *p, size_t n)
+{
+	msgpack_pack_bin(pk, n);
+	if (n > 0)
+		msgpack_pack_bin_body(pk, p, n);
+}
+
+void
 hp_mpack_pack_cstr(msgpack_packer *pk, const char *s)
 {
 	size_t n = strlen(s);

@@ -43,6 +43,8 @@ int hp_mpack_str(const msgpack_object *map, uint64_t key, char *out,
 
 /* Pack a NUL-terminated string. */
 void hp_mpack_pack_cstr(msgpack_packer *pk, const char *s);
+/* A bin of n bytes (p may be NULL when n is 0). */
+void hp_mpack_pack_bin(msgpack_packer *pk, const void *p, size_t n);
 
 /* One "key": value pair of a map with string keys (hpctl show replies). */
 void hp_mpack_kv_str(msgpack_packer *pk, const char *k, const char *v);	/* NULL → nil */

@@ -104,18 +104,12 @@ hp_ledger_verify(const struct hp_ledger *l, uint64_t prev_seq,
 	return 0;
 }
 
-static void
-pack_bin(msgpack_packer *pk, const uint8_t *p, size_t len)
-{
-	msgpack_pack_bin(pk, len);
-	msgpack_pack_bin_body(pk, p, len);
-}
 
 static void
 pack_hash(msgpack_packer *pk, uint64_t key, const uint8_t h[HP_HASH_BYTES])
 {
 	msgpack_pack_uint64(pk, key);
-	pack_bin(pk, h, HP_HASH_BYTES);
+	hp_mpack_pack_bin(pk, h, HP_HASH_BYTES);
 }
 
 void
@@ -143,8 +137,8 @@ hp_ledger_pack(msgpack_packer *pk, const struct hp_ledger *l)
 	msgpack_pack_array(pk, nsigs);
 	for (uint32_t i = 0; i < nsigs; i++) {
 		msgpack_pack_array(pk, 2);
-		pack_bin(pk, l->sigs[i].pk, HP_PK_BYTES);
-		pack_bin(pk, l->sigs[i].sig, HP_SIG_BYTES);
+		hp_mpack_pack_bin(pk, l->sigs[i].pk, HP_PK_BYTES);
+		hp_mpack_pack_bin(pk, l->sigs[i].sig, HP_SIG_BYTES);
 	}
 }
 

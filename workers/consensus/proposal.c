@@ -164,44 +164,37 @@ hp_proposal_hash(const struct hp_proposal *p, uint8_t out[32])
 	blake3_hasher_finalize(&h, out, 32);
 }
 
-static void
-pack_bin(msgpack_packer *pk, const uint8_t *b, size_t n)
-{
-	msgpack_pack_bin(pk, n);
-	if (n > 0)
-		msgpack_pack_bin_body(pk, b, n);
-}
 
 static void
 pack_set(msgpack_packer *pk, const struct hp_set *s)
 {
-	pack_bin(pk, s->items, (size_t)s->n * s->width);
+	hp_mpack_pack_bin(pk, s->items, (size_t)s->n * s->width);
 }
 
 void
 hp_proposal_pack(msgpack_packer *pk, const struct hp_proposal *p)
 {
 	msgpack_pack_array(pk, NFIELDS);
-	pack_bin(pk, p->pubkey, 32);
+	hp_mpack_pack_bin(pk, p->pubkey, 32);
 	msgpack_pack_uint8(pk, p->stage);
 	msgpack_pack_uint64(pk, p->time);
 	msgpack_pack_uint64(pk, p->round);
 	msgpack_pack_uint32(pk, p->time_config);
-	pack_bin(pk, p->node_nonce, 32);
+	hp_mpack_pack_bin(pk, p->node_nonce, 32);
 	msgpack_pack_uint64(pk, p->lcl_seq);
-	pack_bin(pk, p->lcl_hash, 32);
-	pack_bin(pk, p->state_hash, 32);
-	pack_bin(pk, p->patch_hash, 32);
-	pack_bin(pk, p->membership_hash, 32);
-	pack_bin(pk, p->output_hash, 32);
+	hp_mpack_pack_bin(pk, p->lcl_hash, 32);
+	hp_mpack_pack_bin(pk, p->state_hash, 32);
+	hp_mpack_pack_bin(pk, p->patch_hash, 32);
+	hp_mpack_pack_bin(pk, p->membership_hash, 32);
+	hp_mpack_pack_bin(pk, p->output_hash, 32);
 	pack_set(pk, &p->users);
 	pack_set(pk, &p->inputs);
 	pack_set(pk, &p->nonces);
-	pack_bin(pk, p->group_nonce, 32);
-	pack_bin(pk, p->ledger_hash, 32);
+	hp_mpack_pack_bin(pk, p->group_nonce, 32);
+	hp_mpack_pack_bin(pk, p->ledger_hash, 32);
 	msgpack_pack_uint64(pk, p->lock_round);
-	pack_bin(pk, p->ledger_sig, 64);
-	pack_bin(pk, p->sig, 64);
+	hp_mpack_pack_bin(pk, p->ledger_sig, 64);
+	hp_mpack_pack_bin(pk, p->sig, 64);
 }
 
 static int

@@ -103,12 +103,6 @@ static struct {
 	uint64_t accepted, rejected, outputs_sent, relayed_in;
 } u;
 
-static void
-pack_bin(msgpack_packer *pk, const void *p, size_t n)
-{
-	msgpack_pack_bin(pk, n);
-	msgpack_pack_bin_body(pk, p, n);
-}
 
 static const msgpack_object *
 get_bin(const msgpack_object *map, uint64_t key, size_t exact, size_t max)
@@ -341,19 +335,19 @@ pack_lmap(msgpack_packer *pk, const struct hp_ledger *l)
 	msgpack_pack_uint32(pk, 2);
 	msgpack_pack_uint64(pk, l->time);
 	msgpack_pack_uint32(pk, 3);
-	pack_bin(pk, l->hash, 32);
+	hp_mpack_pack_bin(pk, l->hash, 32);
 	msgpack_pack_uint32(pk, 4);
-	pack_bin(pk, l->prev_hash, 32);
+	hp_mpack_pack_bin(pk, l->prev_hash, 32);
 	msgpack_pack_uint32(pk, 5);
-	pack_bin(pk, l->state_hash, 32);
+	hp_mpack_pack_bin(pk, l->state_hash, 32);
 	msgpack_pack_uint32(pk, 6);
-	pack_bin(pk, l->patch_hash, 32);
+	hp_mpack_pack_bin(pk, l->patch_hash, 32);
 	msgpack_pack_uint32(pk, 7);
-	pack_bin(pk, l->user_hash, 32);
+	hp_mpack_pack_bin(pk, l->user_hash, 32);
 	msgpack_pack_uint32(pk, 8);
-	pack_bin(pk, l->input_hash, 32);
+	hp_mpack_pack_bin(pk, l->input_hash, 32);
 	msgpack_pack_uint32(pk, 9);
-	pack_bin(pk, l->output_hash, 32);
+	hp_mpack_pack_bin(pk, l->output_hash, 32);
 }
 
 static void
@@ -379,7 +373,7 @@ send_status(void)
 	msgpack_pack_uint32(&f.pk, 4);
 	msgpack_pack_array(&f.pk, n);
 	for (uint32_t i = 0; i < n; i++)
-		pack_bin(&f.pk, unl + (size_t)i * 32, 32);
+		hp_mpack_pack_bin(&f.pk, unl + (size_t)i * 32, 32);
 	msgpack_pack_uint32(&f.pk, 5);
 	msgpack_pack_array(&f.pk, 0);
 	msgpack_pack_uint32(&f.pk, 6);
@@ -441,14 +435,14 @@ settle_one(const uint8_t user[32], const uint8_t hash[32],
 	msgpack_pack_uint32(&f.pk, 1);
 	msgpack_pack_uint64(&f.pk, 0);
 	msgpack_pack_uint32(&f.pk, 2);
-	pack_bin(&f.pk, (const uint8_t[32]){ 0 }, 32);
+	hp_mpack_pack_bin(&f.pk, (const uint8_t[32]){ 0 }, 32);
 	msgpack_pack_uint32(&f.pk, 3);
 	msgpack_pack_array(&f.pk, 0);
 	msgpack_pack_uint32(&f.pk, 4);
 	msgpack_pack_array(&f.pk, 1);
 	msgpack_pack_array(&f.pk, 3);
-	pack_bin(&f.pk, user, 32);
-	pack_bin(&f.pk, hash, 32);
+	hp_mpack_pack_bin(&f.pk, user, 32);
+	hp_mpack_pack_bin(&f.pk, hash, 32);
 	hp_mpack_pack_cstr(&f.pk, reason);
 	hp_worker_send(HP_W_GATEWAY, &f, -1);
 }
@@ -569,11 +563,11 @@ relay_input(const uint8_t user[32], const uint8_t sig[64],
 	msgpack_packer_init(&pk, &u.relay, msgpack_sbuffer_write);
 	msgpack_pack_map(&pk, 4);
 	msgpack_pack_uint32(&pk, 1);
-	pack_bin(&pk, user, 32);
+	hp_mpack_pack_bin(&pk, user, 32);
 	msgpack_pack_uint32(&pk, 2);
-	pack_bin(&pk, sig, 64);
+	hp_mpack_pack_bin(&pk, sig, 64);
 	msgpack_pack_uint32(&pk, 3);
-	pack_bin(&pk, container, clen);
+	hp_mpack_pack_bin(&pk, container, clen);
 	msgpack_pack_uint32(&pk, 4);
 	msgpack_pack_uint64(&pk, proto);
 	u.nrelay++;
@@ -684,10 +678,10 @@ userio_raw(const struct hp_ledger *l, const struct hp_set *users,
 		msgpack_pack_array(&pk, n);
 		for (uint32_t i = 0; i < n; i++) {
 			msgpack_pack_array(&pk, 4);
-			pack_bin(&pk, v[i]->user, 32);
-			pack_bin(&pk, v[i]->hash, 32);
+			hp_mpack_pack_bin(&pk, v[i]->user, 32);
+			hp_mpack_pack_bin(&pk, v[i]->hash, 32);
 			msgpack_pack_uint64(&pk, v[i]->nonce);
-			pack_bin(&pk, v[i]->blob, v[i]->blen);
+			hp_mpack_pack_bin(&pk, v[i]->blob, v[i]->blen);
 		}
 		raw[nraw].kind = LEDGER_RAW_INPUTS;
 		raw[nraw].data = u.raw_in.data;
@@ -768,9 +762,9 @@ start_signing(const struct hp_ledger *l)
 	msgpack_pack_uint32(&pk, 1);
 	msgpack_pack_uint64(&pk, l->seq);
 	msgpack_pack_uint32(&pk, 2);
-	pack_bin(&pk, u.sig_root, 32);
+	hp_mpack_pack_bin(&pk, u.sig_root, 32);
 	msgpack_pack_uint32(&pk, 3);
-	pack_bin(&pk, sig, 64);
+	hp_mpack_pack_bin(&pk, sig, 64);
 	if (sb.data != NULL)
 		cons_peer_send(HP_PT_OUTSIG, (const uint8_t *)sb.data, sb.size,
 		    0, NULL);
@@ -830,15 +824,15 @@ send_outputs(void)
 	msgpack_pack_uint32(&f.pk, 1);
 	msgpack_pack_uint64(&f.pk, u.sig_seq);
 	msgpack_pack_uint32(&f.pk, 2);
-	pack_bin(&f.pk, u.sig_lhash, 32);
+	hp_mpack_pack_bin(&f.pk, u.sig_lhash, 32);
 	msgpack_pack_uint32(&f.pk, 3);
 	msgpack_sbuffer_write(&f.sb, u.sig_leaves.data, u.sig_leaves.size);
 	msgpack_pack_uint32(&f.pk, 4);
 	msgpack_pack_array(&f.pk, u.nsig);
 	for (uint32_t i = 0; i < u.nsig; i++) {
 		msgpack_pack_array(&f.pk, 2);
-		pack_bin(&f.pk, u.sig_pk[i], 32);
-		pack_bin(&f.pk, u.sig_sig[i], 64);
+		hp_mpack_pack_bin(&f.pk, u.sig_pk[i], 32);
+		hp_mpack_pack_bin(&f.pk, u.sig_sig[i], 64);
 	}
 	msgpack_pack_uint32(&f.pk, 5);
 	msgpack_sbuffer_write(&f.sb, u.sig_users.data, u.sig_users.size);
@@ -868,14 +862,14 @@ send_run(const struct hp_ledger *l, const struct hp_set *users,
 	msgpack_pack_uint32(&f.pk, 1);
 	msgpack_pack_uint64(&f.pk, l->seq);
 	msgpack_pack_uint32(&f.pk, 2);
-	pack_bin(&f.pk, l->hash, 32);
+	hp_mpack_pack_bin(&f.pk, l->hash, 32);
 	msgpack_pack_uint32(&f.pk, 3);
 	msgpack_pack_uint64(&f.pk, l->time);
 	msgpack_pack_uint32(&f.pk, 4);
 	msgpack_pack_array(&f.pk, nunl);
 	for (uint32_t i = 0; i < nunl; i++) {
 		msgpack_pack_array(&f.pk, 2);
-		pack_bin(&f.pk, unl + (size_t)i * 32, 32);
+		hp_mpack_pack_bin(&f.pk, unl + (size_t)i * 32, 32);
 		msgpack_pack_uint64(&f.pk, cons_active_on(unl + (size_t)i * 32));
 	}
 	msgpack_pack_uint32(&f.pk, 5);
@@ -889,13 +883,13 @@ send_run(const struct hp_ledger *l, const struct hp_set *users,
 		while (k + m < n && memcmp(v[k + m]->user, uk, 32) == 0)
 			m++;
 		msgpack_pack_array(&f.pk, 2);
-		pack_bin(&f.pk, uk, 32);
+		hp_mpack_pack_bin(&f.pk, uk, 32);
 		msgpack_pack_array(&f.pk, m);
 		for (uint32_t j = 0; j < m; j++) {
 			msgpack_pack_array(&f.pk, 3);
-			pack_bin(&f.pk, v[k + j]->hash, 32);
+			hp_mpack_pack_bin(&f.pk, v[k + j]->hash, 32);
 			msgpack_pack_uint64(&f.pk, v[k + j]->nonce);
-			pack_bin(&f.pk, v[k + j]->blob, v[k + j]->blen);
+			hp_mpack_pack_bin(&f.pk, v[k + j]->blob, v[k + j]->blen);
 		}
 		k += m;
 	}
@@ -948,7 +942,7 @@ userio_closed(const struct hp_ledger *l, const struct hp_set *users,
 		msgpack_pack_uint32(&f.pk, 1);
 		msgpack_pack_uint64(&f.pk, l->seq);
 		msgpack_pack_uint32(&f.pk, 2);
-		pack_bin(&f.pk, l->hash, 32);
+		hp_mpack_pack_bin(&f.pk, l->hash, 32);
 		msgpack_pack_uint32(&f.pk, 3);
 		msgpack_pack_array(&f.pk, nacc);
 		for (uint32_t i = 0; i < u.npool; i++) {
@@ -957,8 +951,8 @@ userio_closed(const struct hp_ledger *l, const struct hp_set *users,
 			    !in->in_ledger)
 				continue;
 			msgpack_pack_array(&f.pk, 2);
-			pack_bin(&f.pk, in->user, 32);
-			pack_bin(&f.pk, in->hash, 32);
+			hp_mpack_pack_bin(&f.pk, in->user, 32);
+			hp_mpack_pack_bin(&f.pk, in->hash, 32);
 		}
 		msgpack_pack_uint32(&f.pk, 4);
 		msgpack_pack_array(&f.pk, nrej);
@@ -967,8 +961,8 @@ userio_closed(const struct hp_ledger *l, const struct hp_set *users,
 			if (!in->local || in->verdict == V_ACCEPTED)
 				continue;
 			msgpack_pack_array(&f.pk, 3);
-			pack_bin(&f.pk, in->user, 32);
-			pack_bin(&f.pk, in->hash, 32);
+			hp_mpack_pack_bin(&f.pk, in->user, 32);
+			hp_mpack_pack_bin(&f.pk, in->hash, 32);
 			hp_mpack_pack_cstr(&f.pk, in->verdict == V_NONCE ?
 			    "nonce_expired" : "max_ledger_expired");
 		}
@@ -1027,7 +1021,7 @@ on_sign_req(struct hp_msg *m)
 	hp_frame_begin(&f, HP_MSG_GW_SIGN_RES, m->id, 0);
 	msgpack_pack_map(&f.pk, 1);
 	msgpack_pack_uint32(&f.pk, 1);
-	pack_bin(&f.pk, sig, 64);
+	hp_mpack_pack_bin(&f.pk, sig, 64);
 	hp_worker_send(HP_W_GATEWAY, &f, -1);
 }
 
@@ -1206,9 +1200,9 @@ npl_deliver(uint64_t seq, const uint8_t from[32], const uint8_t *data,
 	msgpack_pack_uint32(&f.pk, 1);
 	msgpack_pack_uint64(&f.pk, seq);
 	msgpack_pack_uint32(&f.pk, 2);
-	pack_bin(&f.pk, from, 32);
+	hp_mpack_pack_bin(&f.pk, from, 32);
 	msgpack_pack_uint32(&f.pk, 3);
-	pack_bin(&f.pk, data, len);
+	hp_mpack_pack_bin(&f.pk, data, len);
 	hp_worker_send(HP_W_RUNNER, &f, -1);
 }
 
@@ -1241,13 +1235,13 @@ on_npl_out(struct hp_msg *m)
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
 	msgpack_pack_map(&pk, 4);
 	msgpack_pack_uint32(&pk, 1);
-	pack_bin(&pk, cfg->node.keys.pk, 32);
+	hp_mpack_pack_bin(&pk, cfg->node.keys.pk, 32);
 	msgpack_pack_uint32(&pk, 2);
 	msgpack_pack_uint64(&pk, seq);
 	msgpack_pack_uint32(&pk, 3);
-	pack_bin(&pk, d->via.bin.ptr, d->via.bin.size);
+	hp_mpack_pack_bin(&pk, d->via.bin.ptr, d->via.bin.size);
 	msgpack_pack_uint32(&pk, 4);
-	pack_bin(&pk, sig, 64);
+	hp_mpack_pack_bin(&pk, sig, 64);
 	if (sb.data != NULL)
 		cons_peer_send(HP_PT_NPL, (const uint8_t *)sb.data, sb.size,
 		    cfg->contract.npl.mode == HP_MODE_PRIVATE, NULL);

@@ -186,12 +186,6 @@ frame_end(msgpack_sbuffer *sb, size_t at)
 	wire_hdr_encode(hdr, hdr[4], (uint32_t)(sb->size - at - WIRE_HDR_LEN));
 }
 
-static void
-pack_bin(msgpack_packer *pk, const uint8_t *p, size_t len)
-{
-	msgpack_pack_bin(pk, len);
-	msgpack_pack_bin_body(pk, p, len);
-}
 
 void
 wire_hello_encode(msgpack_sbuffer *sb, const struct wire_hello *h)
@@ -206,9 +200,9 @@ wire_hello_encode(msgpack_sbuffer *sb, const struct wire_hello *h)
 	msgpack_pack_uint32(&pk, 2);
 	msgpack_pack_uint64(&pk, h->version);
 	msgpack_pack_uint32(&pk, 3);
-	pack_bin(&pk, h->pk, sizeof(h->pk));
+	hp_mpack_pack_bin(&pk, h->pk, sizeof(h->pk));
 	msgpack_pack_uint32(&pk, 4);
-	pack_bin(&pk, h->sig, sizeof(h->sig));
+	hp_mpack_pack_bin(&pk, h->sig, sizeof(h->sig));
 	msgpack_pack_uint32(&pk, 5);
 	msgpack_pack_uint32(&pk, h->listen_port);
 	msgpack_pack_uint32(&pk, 6);

@@ -8,6 +8,7 @@
 #include "hash.h"
 #include "keys.h"
 #include "log.h"
+#include "mpack.h"
 #include "proto.h"
 #include "usermsg.h"
 
@@ -373,12 +374,6 @@ cmp_hash(const void *a, const void *b)
 	return memcmp(a, b, 32);
 }
 
-static void
-pack_bin(msgpack_packer *pk, const void *p, size_t n)
-{
-	msgpack_pack_bin(pk, n);
-	msgpack_pack_bin_body(pk, p, n);
-}
 
 void
 runio_pack_done(struct runio *ri, msgpack_packer *pk, const uint8_t state[32],
@@ -416,11 +411,11 @@ runio_pack_done(struct runio *ri, msgpack_packer *pk, const uint8_t state[32],
 	} else
 		nl = 0;
 	msgpack_pack_uint32(pk, 2);
-	pack_bin(pk, root, 32);
+	hp_mpack_pack_bin(pk, root, 32);
 	msgpack_pack_uint32(pk, 3);
 	msgpack_pack_array(pk, nl);
 	for (size_t i = 0; i < nl; i++)
-		pack_bin(pk, leaves + 32 * i, 32);
+		hp_mpack_pack_bin(pk, leaves + 32 * i, 32);
 	msgpack_pack_uint32(pk, 4);
 	msgpack_pack_array(pk, nl ? nwith : 0);
 	for (size_t i = 0; nl && i < ri->n; i++) {
@@ -428,11 +423,11 @@ runio_pack_done(struct runio *ri, msgpack_packer *pk, const uint8_t state[32],
 		if (u->nouts == 0)
 			continue;
 		msgpack_pack_array(pk, 3);
-		pack_bin(pk, u->pk, 32);
-		pack_bin(pk, u->hash, 32);
+		hp_mpack_pack_bin(pk, u->pk, 32);
+		hp_mpack_pack_bin(pk, u->hash, 32);
 		msgpack_pack_array(pk, u->nouts);
 		for (size_t j = 0; j < u->nouts; j++)
-			pack_bin(pk, u->outs[j].data, u->outs[j].len);
+			hp_mpack_pack_bin(pk, u->outs[j].data, u->outs[j].len);
 	}
 	free(leaves);
 }
@@ -445,5 +440,5 @@ runio_pack_read(struct runio *ri, msgpack_packer *pk)
 	runio_poll(ri);
 	msgpack_pack_array(pk, u != NULL ? u->nouts : 0);
 	for (size_t j = 0; u != NULL && j < u->nouts; j++)
-		pack_bin(pk, u->outs[j].data, u->outs[j].len);
+		hp_mpack_pack_bin(pk, u->outs[j].data, u->outs[j].len);
 }
