@@ -85,6 +85,11 @@ def run_cluster(a, roundtime):
             sys.stdout.write(out)
             sys.stderr.write(err)
         stats = [counters(cl, i) for i in range(3)]
+        if a.keep_logs:
+            os.makedirs(a.keep_logs, exist_ok=True)
+            for i, nd in enumerate(cl.nodes):
+                with open(os.path.join(a.keep_logs, "%d-node%d.out" % (roundtime, i)), "w") as f:
+                    f.write(nd.log())
         cl.check_no_fork()
         cl.stop()
         return res, stats
@@ -101,6 +106,7 @@ def main():
     ap.add_argument("--size", type=int, default=16)
     ap.add_argument("--counters", action="store_true", help="print each node's show consensus/gateway")
     ap.add_argument("--verbose", action="store_true")
+    ap.add_argument("--keep-logs", metavar="DIR", help="copy each node's log here")
     a = ap.parse_args()
     ver = verify_per_s()
     print("ceiling: ed25519 verify %.0f/s on one core (libsodium); an input costs 3 verifies"

@@ -481,7 +481,7 @@ post_exec(struct run *r, char **envp)
 	enter_sandbox();
 	if (stat(POST_EXEC_NAME, &st) != 0)
 		_exit(0);
-	if ((pid = fork()) < 0)
+	if ((pid = _Fork()) < 0)
 		cfail("fork for " POST_EXEC_NAME);
 	if (pid == 0) {
 		execve(POST_EXEC_NAME, argv, envp);
@@ -531,7 +531,13 @@ contract_init_proc(struct run *r, char **argv, char **envp)
 		hide_node_dir();
 	else if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0)
 		cfail("PR_SET_CHILD_SUBREAPER");
-	if ((c = fork()) < 0)
+	/*
+	 * _Fork, not fork: fork runs the supervisor's atfork handlers, and
+	 * libuv's closes the fds its signal pipe had in the supervisor and
+	 * opens a new pipe — by number, over whatever place_fds() put
+	 * there (a user's output socket), which the contract then lacks.
+	 */
+	if ((c = _Fork()) < 0)
 		cfail("fork");
 	if (c == 0) {
 		if (!sv.privsep && prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0)
@@ -559,7 +565,7 @@ contract_init_proc(struct run *r, char **argv, char **envp)
 		if (p != c)
 			continue;
 		status = st;
-		if (WIFEXITED(st) && !r->readonly && (p = fork()) == 0)
+		if (WIFEXITED(st) && !r->readonly && (p = _Fork()) == 0)
 			post_exec(r, envp);
 		if (p < 0)
 			cnote("hpd: error: cannot start the " POST_EXEC_NAME

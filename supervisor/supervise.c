@@ -407,7 +407,9 @@ worker_start(struct worker *w)
 		close(sp[1]);
 		return HP_EIO;
 	}
-	if ((pid = fork()) < 0) {
+	/* No atfork handlers in a child that only sets up fds and execs
+	 * (libuv's would reopen its signal pipe over fds by number). */
+	if ((pid = _Fork()) < 0) {
 		log_warn("fork for %s", w->name);
 		close(sp[0]); close(sp[1]); close(lp[0]); close(lp[1]);
 		return HP_EIO;

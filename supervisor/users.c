@@ -20,7 +20,7 @@ static int
 run(char *const argv[])
 {
 	int status;
-	pid_t pid = fork();
+	pid_t pid = _Fork();	/* exec only: no atfork handlers */
 
 	if (pid < 0)
 		return HP_EIO;

@@ -19,13 +19,14 @@ import time
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives import serialization
 
-from hpdtest import HPD, Case, Cluster, main, run, wait_for
+from hpdtest import BUILD, HPD, Case, Cluster, main, run, wait_for
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 INTEROP = os.path.join(HERE, "..", "interop")
 CLIENT = os.path.join(INTEROP, "client", "hpclient.js")
 ECHO = os.path.join(INTEROP, "client", "echo-contract.js")
 SLOWREAD = os.path.join(INTEROP, "client", "slowread-contract.js")
+SLOWECHO = os.path.join(INTEROP, "client", "slowecho-contract.js")
 LIB = os.path.join(INTEROP, "node_modules", "hotpocket-nodejs-contract")
 NODE = "/usr/bin/node"
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -478,6 +479,47 @@ def test_js_inputs_outputs_verified():
             assert led is not None and led["inputs"] and led["outputs"] is not None, led
 
 
+def test_outputs_delivered_when_one_node_runs_late():
+    """One node's runs end 700 ms after the others' (roundtime 500): its
+    output root must reach the next round's first proposal, so that every
+    ledger with inputs still carries the agreed root and every output is
+    delivered, verified by the client against the UNL's signatures."""
+    with Case() as c:
+        cl = cluster(c, 3, echo=True, roundtime=500, script=SLOWECHO)
+        wait_users(cl)
+        r = js("inputs", timeout=120, servers=[url(cl)], protocol="json", trusted=[cl.keys[0]],
+               count=30)
+        assert r["connected"], r
+        assert sorted(r["outputs"]) == sorted("echo:input-%d" % i for i in range(30)), r["outputs"][:5]
+        for i in range(3):
+            assert "carries no outputs" not in cl.nodes[i].log(), i
+
+
+def test_every_user_of_a_run_gets_its_outputs():
+    """24 users in one run: the contract gets an output socket for each
+    (fds 6..29) and every user receives the echo of every input. Catches a
+    contract fd lost between the supervisor and exec (an atfork handler
+    that reopened a pipe by number over a user's socket lost two users'
+    outputs for good once a run had about ten users)."""
+    loadgen = os.path.join(BUILD, "tests", "tools", "loadgen")
+    with Case() as c:
+        cl = cluster(c, 1, echo=True, roundtime=500, contract={"max_input_ledger_offset": 60})
+        wait_users(cl)
+        r = subprocess.run([loadgen, "--ports", str(uport(cl)), "--conns", "24", "--window", "4",
+                            "--inputs", "1200", "--duration", "3", "--warmup", "1", "--drain", "8",
+                            "--ledger-offset", "50", "--output-wait", "8"],
+                           capture_output=True, text=True, timeout=120)
+        res = [json.loads(l[7:]) for l in r.stdout.splitlines() if l.startswith("RESULT ")]
+        assert r.returncode == 0 and res, (r.returncode, r.stdout[-2000:], r.stderr[-2000:])
+        res = res[0]
+        assert res["accepted"] > 24 * 4 and res["rejected"] == 0, res
+        # Every input sent, warm-up included, came back to its user.
+        assert res["missing_outputs"] == 0 and res["no_output_all"] == 0, (res, r.stderr[-2000:])
+        assert res["users_without_some_output"] == 0, (res, r.stderr[-2000:])
+        # Every user was heard from in the runs: 24 users had outputs.
+        assert cl.show(0, "gateway")["outputs_sent"] >= 24, cl.show(0, "gateway")
+
+
 def test_js_read_request_and_ledger_query():
     with Case() as c:
         cl = cluster(c, echo=True, roundtime=1000, user={"concurrent_read_requests": 4})
@@ -521,6 +563,8 @@ if __name__ == "__main__":
         test_js_ledger_events_and_three_nodes,
         test_js_bad_inputs,
         test_js_inputs_outputs_verified,
+        test_every_user_of_a_run_gets_its_outputs,
+        test_outputs_delivered_when_one_node_runs_late,
         test_js_read_request_and_ledger_query,
         test_js_read_requests_run_in_parallel,
     ])

@@ -108,7 +108,7 @@ static uint64_t idx_mask;
 static const char *reason_names[REASONS];
 static uint64_t reason_counts[REASONS];
 static uint64_t n_other_reason, n_unknown_status, n_outputs_msgs, n_closed;
-static uint64_t t_warm, t_end;
+static uint64_t t_start, t_warm, t_end;
 static uint64_t n_accepted_window, n_lost;
 
 static noreturn void
@@ -791,7 +791,7 @@ run(void)
 		    O_NONBLOCK);
 		epoll_ctl(ep, EPOLL_CTL_ADD, conns[i].fd, &ev);
 	}
-	t0 = now_ns();
+	t0 = t_start = now_ns();
 	t_warm = t0 + (uint64_t)(o.warmup * 1e9);
 	t_end = t_warm + (uint64_t)(o.duration * 1e9);
 	t_stop = t_end + (uint64_t)(o.drain * 1e9);
@@ -869,7 +869,7 @@ report(void)
 {
 	uint64_t *lat_out, *lat_acc, n_out = 0, n_acc = 0, sent = 0,
 	    sent_window = 0, missing_out = 0, accepted = 0, unsent = 0,
-	    rejected = 0;
+	    rejected = 0, no_output = 0, users_short = 0;
 	size_t cap = 0;
 	double dur = o.duration;
 	uint64_t ledgers = lcl_last > lcl_first ? lcl_last - lcl_first : 0;
@@ -904,6 +904,27 @@ report(void)
 	}
 	qsort(lat_out, n_out, sizeof(uint64_t), cmp_u64);
 	qsort(lat_acc, n_acc, sizeof(uint64_t), cmp_u64);
+	/* Which users went without outputs, and from where on: a whole
+	 * window missing points at one ledger's outputs, not at load. */
+	for (int i = 0; i < o.conns; i++) {
+		struct conn *c = &conns[i];
+		uint32_t miss = 0, first = 0;
+
+		for (uint32_t k = 0; k < c->next; k++)
+			if (!c->in[k].got_output &&
+			    c->in[k].state != IN_REJECTED && miss++ == 0)
+				first = k;
+		no_output += miss;
+		users_short += miss > 0;
+		if (miss > 0)
+			fprintf(stderr, "loadgen: user %d (key ed%02x%02x%02x.., "
+			    "port %d): %u of %u inputs without output, from "
+			    "input %u (%s, sent %.3fs into the run)\n", i,
+			    c->pk[0], c->pk[1], c->pk[2], c->port, miss, c->next,
+			    first, c->in[first].t_status ? "accepted" :
+			    "no status", (double)(c->in[first].t_send -
+			    t_start) / 1e9);
+	}
 	printf("conns %d  window %u  rate %s  duration %.1fs (+%.1fs warmup)\n",
 	    o.conns, o.window, o.rate > 0 ? "open" : "closed", o.duration,
 	    o.warmup);
@@ -930,13 +951,15 @@ report(void)
 	    "\"p99_ms\": %.1f, \"acc_p50_ms\": %.1f, \"acc_p99_ms\": %.1f, "
 	    "\"sent\": %llu, \"accepted\": %llu, \"rejected\": %llu, "
 	    "\"missing_outputs\": %llu, \"unsent\": %llu, \"ledgers\": %llu, "
-	    "\"closed\": %llu, \"reasons\": {",
+	    "\"closed\": %llu, \"no_output_all\": %llu, "
+	    "\"users_without_some_output\": %llu, \"reasons\": {",
 	    n_accepted_window / dur, pct_ms(lat_out, n_out, 0.5),
 	    pct_ms(lat_out, n_out, 0.99), pct_ms(lat_acc, n_acc, 0.5),
 	    pct_ms(lat_acc, n_acc, 0.99), (unsigned long long)sent,
 	    (unsigned long long)accepted, (unsigned long long)rejected,
 	    (unsigned long long)missing_out, (unsigned long long)unsent,
-	    (unsigned long long)ledgers, (unsigned long long)n_closed);
+	    (unsigned long long)ledgers, (unsigned long long)n_closed,
+	    (unsigned long long)no_output, (unsigned long long)users_short);
 	for (int i = 0; i < REASONS && reason_names[i]; i++)
 		printf("%s\"%s\": %llu", i ? ", " : "", reason_names[i],
 		    (unsigned long long)reason_counts[i]);

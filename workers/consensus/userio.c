@@ -989,6 +989,13 @@ userio_closed(const struct hp_ledger *l, const struct hp_set *users,
 		log_warnx("ledger %llu carries outputs this node's run did"
 		    " not produce; the other nodes deliver them",
 		    (unsigned long long)l->seq);
+	else if (u.have_out && u.out_seq + 1 == l->seq &&
+	    memcmp(zero, u.out_root, 32) != 0)
+		log_warnx("ledger %llu carries no outputs, though this node's"
+		    " run over ledger %llu produced some: the UNL did not agree"
+		    " on an output root (outputs that differ between nodes?);"
+		    " they are not delivered", (unsigned long long)l->seq,
+		    (unsigned long long)u.out_seq);
 	u.have_out = 0;
 	send_status();
 	return ran;
@@ -1147,22 +1154,25 @@ on_run_done(struct hp_msg *m)
 		log_warnx("malformed RUN_DONE from the runner; ignored");
 		return;
 	}
+	/* Only the run over our lcl decides the next ledger's outputs. Its
+	 * root goes into the round before the hold is released: the first
+	 * proposal after the release must carry it, or the stage votes
+	 * that follow cannot agree on it and the ledger carries none. */
+	if (seq == lcl_seq(NULL)) {
+		u.have_out = 1;
+		u.out_seq = seq;
+		memcpy(u.out_root, root->via.bin.ptr, 32);
+		msgpack_sbuffer_clear(&u.out_leaves);
+		msgpack_sbuffer_clear(&u.out_users);
+		msgpack_packer_init(&pk, &u.out_leaves, msgpack_sbuffer_write);
+		msgpack_pack_object(&pk, *leaves);
+		msgpack_packer_init(&pk, &u.out_users, msgpack_sbuffer_write);
+		msgpack_pack_object(&pk, *users);
+		round_set_output(cons_round(), u.out_root);
+	}
 	cons_run_done(seq, st != NULL && pt != NULL ?
 	    (const uint8_t *)st->via.bin.ptr : NULL, st != NULL && pt != NULL ?
 	    (const uint8_t *)pt->via.bin.ptr : NULL);
-	/* Only the run over our lcl decides the next ledger's outputs. */
-	if (seq != lcl_seq(NULL))
-		return;
-	u.have_out = 1;
-	u.out_seq = seq;
-	memcpy(u.out_root, root->via.bin.ptr, 32);
-	msgpack_sbuffer_clear(&u.out_leaves);
-	msgpack_sbuffer_clear(&u.out_users);
-	msgpack_packer_init(&pk, &u.out_leaves, msgpack_sbuffer_write);
-	msgpack_pack_object(&pk, *leaves);
-	msgpack_packer_init(&pk, &u.out_users, msgpack_sbuffer_write);
-	msgpack_pack_object(&pk, *users);
-	round_set_output(cons_round(), u.out_root);
 }
 
 /* ---- NPL: contract instances talking, signed by their nodes ---- */
