@@ -27,6 +27,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
 from hpdtest import BUILD, Case, wait_for  # noqa: E402
 from test_gateway import cluster, uport  # noqa: E402
+import test_c_contract  # noqa: E402
 
 LOADGEN = os.path.join(BUILD, "tests", "tools", "loadgen")
 TARGET = 5000.0
@@ -49,7 +50,7 @@ def verify_per_s():
 def counters(cl, i):
     """The consensus and gateway counters that explain a run."""
     out = {}
-    for w in ("consensus", "gateway"):
+    for w in ("consensus", "gateway", "peer"):
         try:
             out[w] = cl.show(i, w)
         except AssertionError as e:
@@ -57,13 +58,16 @@ def counters(cl, i):
     return out
 
 
-def run_cluster(a, roundtime):
+def run_cluster(a, roundtime, kind):
     # Pre-signed inputs carry one max_ledger_seq_no for the whole run, so
     # the node must accept a window that outlasts it.
     offset = int((a.seconds + 20) * 1000 / roundtime) + 20
     n_inputs = a.inputs or int((a.seconds + 4) * (a.rate or 12000))
     with Case() as c:
-        cl = cluster(c, 3, roundtime=roundtime, echo=True,
+        # js: tests/interop/client/echo-contract.js on hotpocket-nodejs-contract;
+        # c: examples/c-echo, which costs the node next to nothing.
+        bundle = test_c_contract.bundle(c.root) if kind == "c" else None
+        cl = cluster(c, 3, roundtime=roundtime, echo=True, bundle=bundle,
                      contract={"max_input_ledger_offset": offset})
         for nd in cl.nodes:
             # hpd new already leaves round_limits.user_input_bytes and the
@@ -88,7 +92,7 @@ def run_cluster(a, roundtime):
         if a.keep_logs:
             os.makedirs(a.keep_logs, exist_ok=True)
             for i, nd in enumerate(cl.nodes):
-                with open(os.path.join(a.keep_logs, "%d-node%d.out" % (roundtime, i)), "w") as f:
+                with open(os.path.join(a.keep_logs, "%s-%d-node%d.out" % (kind, roundtime, i)), "w") as f:
                     f.write(nd.log())
         cl.check_no_fork()
         cl.stop()
@@ -106,6 +110,8 @@ def main():
     ap.add_argument("--size", type=int, default=16)
     ap.add_argument("--counters", action="store_true", help="print each node's show consensus/gateway")
     ap.add_argument("--verbose", action="store_true")
+    ap.add_argument("--contracts", default="c,js",
+                    help="c: examples/c-echo; js: the echo contract on hotpocket-nodejs-contract")
     ap.add_argument("--keep-logs", metavar="DIR", help="copy each node's log here")
     a = ap.parse_args()
     ver = verify_per_s()
@@ -117,17 +123,18 @@ def main():
     print("%-10s %10s %8s %8s %8s %9s %9s %10s  %s" % ("roundtime", "inputs/s", "p50 ms", "p99 ms",
                                                     "/ledger", "vs verify", "vs target",
                                                     "no output", "rejected"))
-    for rt in [int(x) for x in a.roundtimes.split(",")]:
-        res, stats = run_cluster(a, rt)
+    for kind, rt in [(k, int(x)) for k in a.contracts.split(",") for x in a.roundtimes.split(",")]:
+        res, stats = run_cluster(a, rt, kind)
         per_ledger = res["inputs_per_s"] * a.seconds / res["ledgers"] if res["ledgers"] else 0
         print("%-10s %10.1f %8.0f %8.0f %8.0f %8.3fx %8.3fx %10d  %s"
-              % ("%d ms" % rt, res["inputs_per_s"], res["p50_ms"], res["p99_ms"], per_ledger,
+              % ("%s %d ms" % (kind, rt), res["inputs_per_s"], res["p50_ms"], res["p99_ms"], per_ledger,
                  res["inputs_per_s"] / ver, res["inputs_per_s"] / TARGET,
-                 res["missing_outputs"], json.dumps(res["reasons"]) if res["reasons"] else "-"))
+                 res["no_output_all"], json.dumps(res["reasons"]) if res["reasons"] else "-"))
         if a.counters:
             for i, s in enumerate(stats):
                 print("  node %d consensus %s" % (i, json.dumps(s["consensus"], sort_keys=True)))
                 print("  node %d gateway   %s" % (i, json.dumps(s["gateway"], sort_keys=True)))
+                print("  node %d peer      %s" % (i, json.dumps(s["peer"], sort_keys=True)))
     print("ratios: 'vs verify' is inputs/s over one core's ed25519 verify rate; 'vs target' over"
           " 5,000 inputs/s; p50/p99 are send to the contract_output carrying the echo;"
           " /ledger is inputs committed per ledger")

@@ -179,7 +179,10 @@ def echo_bundle(root, script=ECHO):
     return b
 
 
-def cluster(c, n=1, roundtime=500, user=None, contract=None, echo=False, script=ECHO):
+def cluster(c, n=1, roundtime=500, user=None, contract=None, echo=False, script=ECHO, bundle=None):
+    """n nodes; echo: the JS echo contract (or script) deployed, or bundle:
+    that contract bundle deployed instead."""
+    echo = echo or bundle is not None
     if echo:
         os.chmod(c.root, 0o755)
     cl = Cluster(c, n, roundtime=roundtime)
@@ -189,7 +192,7 @@ def cluster(c, n=1, roundtime=500, user=None, contract=None, echo=False, script=
             cfg["contract"].update(contract or {})
         nd.edit_cfg(edit)
     if echo:
-        b = echo_bundle(c.root, script)
+        b = bundle or echo_bundle(c.root, script)
         for nd in cl.nodes:
             r = run(HPD, "deploy", nd.dir, b)
             assert r.returncode == 0, r.stderr

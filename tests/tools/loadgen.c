@@ -595,7 +595,9 @@ on_output(struct conn *c, json_t *j, uint64_t t)
 		unsigned ci, ii;
 		struct input *in;
 
-		if (s == NULL || sscanf(s, "echo:%u.%u.", &ci, &ii) != 2 ||
+		/* "echo:" from the JS echo contract, "Echo: " from c-echo. */
+		if (s == NULL || (sscanf(s, "echo:%u.%u.", &ci, &ii) != 2 &&
+		    sscanf(s, "Echo: %u.%u.", &ci, &ii) != 2) ||
 		    (int)ci != c->idx || ii >= c->n_in)
 			continue;
 		in = &c->in[ii];
