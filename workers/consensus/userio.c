@@ -26,6 +26,7 @@
 #define CONTAINER_MAX	(5u * 1024 * 1024)
 #define NONCES_MAX	65536			/* users remembered */
 #define EARLY_SIGS	256			/* output sigs before our close */
+#define IDX_SLOTS	(2u * POOL_MAX)		/* a power of two, > POOL_MAX */
 
 /* An input we hold, verified. */
 struct uin {
@@ -52,6 +53,14 @@ struct unonce {
 	uint64_t nonce, max_ledger;
 };
 
+/* A payload of relayed inputs as it came from a peer. */
+struct rbatch {
+	struct rbatch *next;
+	size_t len;
+	uint32_t count;		/* inputs in it (its array's length) */
+	uint8_t data[];
+};
+
 struct early_sig {
 	uint64_t seq;
 	uint8_t root[32];
@@ -60,8 +69,9 @@ struct early_sig {
 };
 
 static struct {
-	struct uin **pool;	/* sorted by hash */
+	struct uin **pool;	/* in no order; idx finds one by hash */
 	uint32_t npool, cappool;
+	struct uin **idx;	/* open addressing on the hash, IDX_SLOTS */
 	size_t pool_bytes;
 	struct unonce *nonces;	/* sorted by user */
 	uint32_t nnonces, capnonces;
@@ -92,6 +102,17 @@ static struct {
 	uv_timer_t relay_timer;
 	int relay_timer_on;
 
+	/* input batches relayed to us, checked a slice at a time */
+	struct rbatch *rq_head, *rq_tail;
+	size_t rq_bytes;
+	uint64_t rq_inputs;	/* in the queued batches, not yet checked */
+	struct rbatch *rq_cur;	/* the batch being checked, unpacked */
+	msgpack_unpacked rq_res;
+	uint32_t rq_i;
+	uv_idle_t rq_idle;
+	int rq_idle_on;
+	uint64_t rq_dropped;
+
 	/* the records stored with the ledger being closed */
 	msgpack_sbuffer raw_in, raw_out;
 
@@ -101,6 +122,7 @@ static struct {
 	uint32_t st_unl_n;
 
 	uint64_t accepted, rejected, outputs_sent, relayed_in;
+	int full;		/* no room for our own users' inputs */
 } u;
 
 
@@ -142,6 +164,8 @@ userio_init(void)
 	msgpack_sbuffer_init(&u.relay);
 	uv_timer_init(cons_loop(), &u.relay_timer);
 	u.relay_timer_on = 1;
+	uv_idle_init(cons_loop(), &u.rq_idle);
+	u.rq_idle_on = 1;
 	u.st_vote = -1;
 }
 
@@ -161,6 +185,8 @@ userio_free(void)
 	for (uint32_t i = 0; i < u.npool; i++)
 		uin_free(u.pool[i]);
 	free(u.pool);
+	free(u.idx);
+	u.idx = NULL;
 	free(u.nonces);
 	free(u.sig_pk);
 	free(u.sig_sig);
@@ -178,6 +204,24 @@ userio_free(void)
 		uv_close((uv_handle_t *)&u.relay_timer, NULL);
 		u.relay_timer_on = 0;
 	}
+	if (u.rq_idle_on) {
+		uv_idle_stop(&u.rq_idle);
+		uv_close((uv_handle_t *)&u.rq_idle, NULL);
+		u.rq_idle_on = 0;
+	}
+	if (u.rq_cur != NULL) {
+		msgpack_unpacked_destroy(&u.rq_res);
+		free(u.rq_cur);
+		u.rq_cur = NULL;
+	}
+	while (u.rq_head != NULL) {
+		struct rbatch *b = u.rq_head;
+		u.rq_head = b->next;
+		free(b);
+	}
+	u.rq_tail = NULL;
+	u.rq_bytes = 0;
+	u.rq_inputs = 0;
 	u.pool = NULL;
 	u.nonces = NULL;
 	u.sig_pk = NULL;
@@ -198,40 +242,104 @@ userio_counts(uint64_t *pool, uint64_t *accepted, uint64_t *rejected,
 
 /* ---- the pool ---- */
 
-static uint32_t
-pool_lower(const uint8_t hash[32])
-{
-	uint32_t lo = 0, hi = u.npool;
+static void send_status(void);
 
-	while (lo < hi) {
-		uint32_t mid = lo + (hi - lo) / 2;
-		if (memcmp(u.pool[mid]->hash, hash, 32) < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
+/*
+ * Whether this node takes its own users' inputs: not while the inputs it
+ * holds and those relayed to it, still to be checked, come to LOCAL_MAX
+ * (a proposal's worth) or half the pool's bytes; again below 3/4 of that.
+ * Beyond it inputs would only wait longer, and each costs three signature
+ * checks across the cluster: under a flood the gateway refuses them
+ * before checking (it is told in GW_STATUS), and the rounds keep their
+ * pace.
+ */
+#define LOCAL_MAX	ROUND_MAX_PROPOSED_INPUTS
+
+static void
+room_update(void)
+{
+	uint64_t n = (uint64_t)u.npool + u.rq_inputs;
+	int full = u.full ? n * 4 >= (uint64_t)LOCAL_MAX * 3 ||
+	    u.pool_bytes * 8 >= (uint64_t)POOL_BYTES_MAX * 3 :
+	    n >= LOCAL_MAX || u.pool_bytes * 2 >= POOL_BYTES_MAX;
+
+	if (full != u.full) {
+		u.full = full;
+		send_status();
 	}
-	return lo;
+}
+
+/*
+ * The pool is an array in no order (added at the end, removed by moving
+ * the last one in), found by hash through idx: linear probing over the
+ * hash's first 8 bytes (BLAKE3 output, so uniform), deletion by shifting
+ * back, never a tombstone. Adding, finding and removing one input cost
+ * the same whatever the pool holds; a sorted array cost a move of the
+ * pool's tail at each add and each remove, which under load stalled the
+ * worker for seconds.
+ */
+static size_t
+idx_home(const uint8_t hash[32])
+{
+	uint64_t k;
+
+	memcpy(&k, hash, sizeof(k));
+	return (size_t)(k & (IDX_SLOTS - 1));
 }
 
 static struct uin *
 pool_find(const uint8_t hash[32])
 {
-	uint32_t i = pool_lower(hash);
+	if (u.idx == NULL)
+		return NULL;
+	for (size_t i = idx_home(hash); u.idx[i] != NULL;
+	    i = (i + 1) & (IDX_SLOTS - 1))
+		if (memcmp(u.idx[i]->hash, hash, 32) == 0)
+			return u.idx[i];
+	return NULL;
+}
 
-	return i < u.npool && memcmp(u.pool[i]->hash, hash, 32) == 0 ?
-	    u.pool[i] : NULL;
+static void
+idx_delete(const struct uin *in)
+{
+	size_t i = idx_home(in->hash), j;
+
+	while (u.idx[i] != in)
+		i = (i + 1) & (IDX_SLOTS - 1);
+	/* Shift back each later entry of the run whose home is not in
+	 * (i, j]: it stays findable from its home. */
+	for (j = i;;) {
+		size_t k;
+
+		j = (j + 1) & (IDX_SLOTS - 1);
+		if (u.idx[j] == NULL)
+			break;
+		k = idx_home(u.idx[j]->hash);
+		if (i <= j ? (i < k && k <= j) : (i < k || k <= j))
+			continue;
+		u.idx[i] = u.idx[j];
+		i = j;
+	}
+	u.idx[i] = NULL;
 }
 
 static int
 pool_add(struct uin *in)
 {
-	uint32_t i = pool_lower(in->hash);
-	size_t bytes = in->clen + in->blen;
+	size_t bytes = in->clen + in->blen, i;
 
-	if (i < u.npool && memcmp(u.pool[i]->hash, in->hash, 32) == 0)
+	if (pool_find(in->hash) != NULL)
 		return HP_EEXIST;
-	if (u.npool >= POOL_MAX || u.pool_bytes + bytes > POOL_BYTES_MAX)
+	/* Our own users' inputs stop at LOCAL_MAX (room_update): the rest
+	 * of the pool is kept for inputs the other nodes relay, which they
+	 * have already accepted and which this node must hold to vote for
+	 * them. */
+	if ((in->local && u.full) || u.npool >= POOL_MAX ||
+	    u.pool_bytes + bytes > POOL_BYTES_MAX)
 		return HP_ETOOBIG;
+	if (u.idx == NULL && (u.idx = calloc(IDX_SLOTS, sizeof(*u.idx))) ==
+	    NULL)
+		return HP_ENOMEM;
 	if (u.npool == u.cappool) {
 		uint32_t cap = u.cappool ? u.cappool * 2 : 64;
 		struct uin **np = realloc(u.pool, cap * sizeof(*np));
@@ -240,21 +348,26 @@ pool_add(struct uin *in)
 		u.pool = np;
 		u.cappool = cap;
 	}
-	memmove(&u.pool[i + 1], &u.pool[i], (u.npool - i) * sizeof(*u.pool));
-	u.pool[i] = in;
-	u.npool++;
+	for (i = idx_home(in->hash); u.idx[i] != NULL;
+	    i = (i + 1) & (IDX_SLOTS - 1))
+		;
+	u.idx[i] = in;
+	u.pool[u.npool++] = in;
 	u.pool_bytes += bytes;
+	room_update();
 	return 0;
 }
 
+/* Remove and free pool[i]; the last one takes its place. */
 static void
 pool_remove_at(uint32_t i)
 {
-	u.pool_bytes -= u.pool[i]->clen + u.pool[i]->blen;
-	uin_free(u.pool[i]);
-	memmove(&u.pool[i], &u.pool[i + 1], (u.npool - i - 1) *
-	    sizeof(*u.pool));
-	u.npool--;
+	struct uin *in = u.pool[i];
+
+	u.pool_bytes -= in->clen + in->blen;
+	idx_delete(in);
+	u.pool[i] = u.pool[--u.npool];
+	uin_free(in);
 }
 
 static struct unonce *
@@ -363,7 +476,7 @@ send_status(void)
 	    ledger_store_last(cons_store(), &l) != 0)
 		return;
 	hp_frame_begin(&f, HP_MSG_GW_STATUS, 0, 0);
-	msgpack_pack_map(&f.pk, 9);
+	msgpack_pack_map(&f.pk, 10);
 	msgpack_pack_uint32(&f.pk, 1);
 	pack_lmap(&f.pk, &l);
 	msgpack_pack_uint32(&f.pk, 2);
@@ -393,6 +506,11 @@ send_status(void)
 		msgpack_pack_false(&f.pk);
 	msgpack_pack_uint32(&f.pk, 9);
 	if (cons_npeers() * 2 < n)
+		msgpack_pack_true(&f.pk);
+	else
+		msgpack_pack_false(&f.pk);
+	msgpack_pack_uint32(&f.pk, 10);
+	if (u.full)
 		msgpack_pack_true(&f.pk);
 	else
 		msgpack_pack_false(&f.pk);
@@ -512,7 +630,7 @@ take_input(const uint8_t user[32], const uint8_t sig[64],
 	memcpy(oh + 8, hash, 32);
 	r = round_add_input(cons_round(), user, oh);
 	if (r != 0 && r != HP_EEXIST) {
-		pool_remove_at(pool_lower(hash));
+		pool_remove_at(u.npool - 1);	/* pool_add put it last */
 		return "round_inputs_overflow";
 	}
 	return NULL;
@@ -606,18 +724,120 @@ on_input(const msgpack_object *body, int local)
 		settle_one((const uint8_t *)pk->via.bin.ptr, hash, why);
 }
 
+/*
+ * Relayed inputs are queued as they come and checked (a signature each)
+ * RQ_SLICE_NS at a time between the loop's turns: a peer's batch of
+ * thousands must not hold up the proposals read after it, or rounds time
+ * out under load. A ledger about to close takes whatever is still queued
+ * first (userio_closed), so that inputs the cluster voted in are held.
+ */
+#define RQ_BYTES_MAX	(64u * 1024 * 1024)
+#define RQ_SLICE_NS	(2u * 1000 * 1000)
+
+/* The length of the msgpack array p starts with (0 when it is none). */
+static uint32_t
+array_len(const uint8_t *p, size_t len)
+{
+	if (len >= 1 && (p[0] & 0xf0) == 0x90)
+		return p[0] & 0x0f;
+	if (len >= 3 && p[0] == 0xdc)
+		return (uint32_t)p[1] << 8 | p[2];
+	if (len >= 5 && p[0] == 0xdd)
+		return (uint32_t)p[1] << 24 | (uint32_t)p[2] << 16 |
+		    (uint32_t)p[3] << 8 | p[4];
+	return 0;
+}
+
+/* Check one queued input; 0 when none is left. */
+static int
+rq_step(void)
+{
+	while (u.rq_cur == NULL) {
+		struct rbatch *b = u.rq_head;
+
+		if (b == NULL)
+			return 0;
+		if ((u.rq_head = b->next) == NULL)
+			u.rq_tail = NULL;
+		u.rq_bytes -= b->len;
+		u.rq_inputs -= b->count;
+		if (hp_mpack_unpack(b->data, b->len, &u.rq_res) != 0) {
+			free(b);
+			continue;
+		}
+		if (u.rq_res.data.type != MSGPACK_OBJECT_ARRAY) {
+			msgpack_unpacked_destroy(&u.rq_res);
+			free(b);
+			continue;
+		}
+		u.rq_cur = b;
+		u.rq_i = 0;
+	}
+	if (u.rq_i < u.rq_res.data.via.array.size)
+		on_input(&u.rq_res.data.via.array.ptr[u.rq_i++], 0);
+	if (u.rq_i >= u.rq_res.data.via.array.size) {
+		msgpack_unpacked_destroy(&u.rq_res);
+		free(u.rq_cur);
+		u.rq_cur = NULL;
+	}
+	return 1;
+}
+
+static void
+rq_idle_cb(uv_idle_t *h)
+{
+	uint64_t t0 = uv_hrtime();
+
+	while (rq_step())
+		if (uv_hrtime() - t0 >= RQ_SLICE_NS)
+			return;
+	uv_idle_stop(h);
+}
+
+/* Everything queued, checked now. */
+static void
+rq_drain(void)
+{
+	while (rq_step())
+		;
+	if (u.rq_idle_on)
+		uv_idle_stop(&u.rq_idle);
+}
+
 void
 userio_peer_input(const uint8_t from[32], const uint8_t *p, size_t len)
 {
-	msgpack_unpacked res;
+	struct rbatch *b;
 
 	(void)from;
-	if (hp_mpack_unpack(p, len, &res) != 0)
+	if (len == 0)
 		return;
-	if (res.data.type == MSGPACK_OBJECT_ARRAY)
-		for (uint32_t i = 0; i < res.data.via.array.size; i++)
-			on_input(&res.data.via.array.ptr[i], 0);
-	msgpack_unpacked_destroy(&res);
+	if (u.rq_bytes + len > RQ_BYTES_MAX ||
+	    (b = malloc(sizeof(*b) + len)) == NULL) {
+		if (u.rq_dropped++ % 1000 == 0)
+			log_warnx("relayed inputs dropped: %zu bytes wait to be"
+			    " checked already (%llu batches dropped so far)",
+			    u.rq_bytes, (unsigned long long)u.rq_dropped);
+		return;
+	}
+	b->next = NULL;
+	b->len = len;
+	/* As the payload says, but never more than its bytes could hold
+	 * (a user key and a signature each, at least). */
+	b->count = array_len(p, len);
+	if (b->count > len / 96)
+		b->count = (uint32_t)(len / 96);
+	memcpy(b->data, p, len);
+	if (u.rq_tail != NULL)
+		u.rq_tail->next = b;
+	else
+		u.rq_head = b;
+	u.rq_tail = b;
+	u.rq_bytes += len;
+	u.rq_inputs += b->count;
+	if (u.rq_idle_on)
+		uv_idle_start(&u.rq_idle, rq_idle_cb);
+	room_update();
 }
 
 /* ---- a ledger closes ---- */
@@ -908,6 +1128,7 @@ userio_closed(const struct hp_ledger *l, const struct hp_set *users,
 
 	/* Our run over the new lcl has not happened yet. */
 	round_set_output(cons_round(), zero);
+	rq_drain();
 	v = ledger_inputs(inputs, &n, &missing);
 	if (missing > 0)
 		log_warnx("ledger %llu: %u of its inputs never reached this"
@@ -981,6 +1202,7 @@ userio_closed(const struct hp_ledger *l, const struct hp_set *users,
 	for (uint32_t i = u.npool; i-- > 0;)
 		if (u.pool[i]->in_ledger || u.pool[i]->verdict != V_ACCEPTED)
 			pool_remove_at(i);
+	room_update();
 	if (u.have_out && u.out_seq + 1 == l->seq &&
 	    memcmp(u.out_root, l->output_hash, 32) == 0 &&
 	    memcmp(zero, l->output_hash, 32) != 0)

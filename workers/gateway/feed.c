@@ -115,6 +115,7 @@ status_decode(const msgpack_object *body, struct gw_status *st)
 	st->reads = opt_bool(body, 7);
 	st->full_history = opt_bool(body, 8);
 	st->weak = opt_bool(body, 9);
+	st->inputs_full = opt_bool(body, 10);
 	st->have = true;
 	return 0;
 }

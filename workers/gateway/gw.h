@@ -103,6 +103,7 @@ struct gw_status {
 	char peers[GW_MAX_PEERS][64];
 	size_t n_peers;
 	bool execution, reads, full_history, weak;
+	bool inputs_full;	/* consensus takes no input of ours now */
 };
 
 /* The last input accepted per user (HotPocket's nonce map). */

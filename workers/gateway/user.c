@@ -314,6 +314,13 @@ on_input(struct conn *c, const struct hp_umsg *m)
 	uint8_t hash[32];
 
 	hp_hash(m->sig, HP_SIG_BYTES, hash);
+	/* Consensus has no room for this node's users' inputs: refused
+	 * before the signature check, the costly part, so that a flood
+	 * costs the node little. */
+	if (gw.st.inputs_full) {
+		reject(c, hash, R_ROUND_INPUTS_OVERFLOW);
+		return;
+	}
 	if (crypto_sign_verify_detached(m->sig, m->container,
 	    m->container_len, c->pk) != 0) {
 		reject(c, hash, R_BAD_SIG);

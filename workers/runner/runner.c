@@ -43,6 +43,8 @@ enum phase { IDLE, SESSION, SPAWN, RUNNING, COMMIT };
 
 #define READ_QUEUE 32		/* read requests waiting */
 #define POLL_MS 5		/* output sockets drained this often */
+#define SESSION_RETRY_MS 20	/* a refused state session asked again */
+#define SESSION_WAIT_MAX_MS 30000	/* ... this long without exec_timeout */
 
 /* A read request waiting for its read-only run. */
 struct readreq {
@@ -59,6 +61,8 @@ struct run {
 	enum phase phase;	/* IDLE: the slot is free */
 	uint32_t id;
 	uint64_t seq, time, start_ms;
+	uint64_t asked_ms;	/* when the session was first asked for */
+	int waited;		/* the session was refused once and asked again */
 	uint8_t hash[32];
 	int readonly;		/* a read request's run */
 	uint32_t read_id;	/* its gateway request id */
@@ -645,7 +649,18 @@ runner_on_run(const msgpack_object *body)
 	}
 	r->args = build_args(r, hp_mpack_get(body, 4), users);
 	r->phase = SESSION;
+	r->asked_ms = mono_ms();
+	r->waited = 0;
 	send_session(HP_SESSION_BEGIN);
+}
+
+static void
+session_retry_cb(uv_timer_t *t)
+{
+	struct run *r = t->data;
+
+	if (r->phase == SESSION)
+		send_session(HP_SESSION_BEGIN);
 }
 
 static void
@@ -851,6 +866,27 @@ runner_on_session(struct hp_msg *m)
 	(void)hp_mpack_bool(m->body, 1, &ok);
 	(void)hp_mpack_str(m->body, 4, err, sizeof(err));
 	if (r->phase == SESSION) {
+		uint64_t budget = rn.cfg->contract.round_limits.exec_timeout;
+
+		/*
+		 * The state worker refuses a session while it syncs the state
+		 * to the ledger this run starts from (the node's own state had
+		 * fallen behind). The run goes once the sync is done: skipping
+		 * it would leave the node behind again at the next ledger, and
+		 * so for good. Asked again every SESSION_RETRY_MS for as long
+		 * as consensus waits for the run (its exec_timeout).
+		 */
+		if (!ok && mono_ms() - r->asked_ms + SESSION_RETRY_MS <
+		    (budget > 0 ? budget : SESSION_WAIT_MAX_MS)) {
+			if (!r->waited)
+				log_info("contract run for ledger %llu waits for"
+				    " the state: %s", (unsigned long long)r->seq,
+				    err);
+			r->waited = 1;
+			uv_timer_start(&r->timer, session_retry_cb,
+			    SESSION_RETRY_MS, 0);
+			return;
+		}
 		if (!ok) {
 			log_warnx("contract run for ledger %llu skipped: %s",
 			    (unsigned long long)r->seq, err);
