@@ -559,6 +559,13 @@ def test_overload_is_refused_and_ledgers_keep_closing():
             gaps = [b - a for a, b in zip(ts, ts[1:])]
             assert ts and max(gaps) < 5000, (i, max(gaps), gaps)
             assert "skipped" not in cl.nodes[i].log(), i
+        # The flood over, every node drains its pool and takes its own
+        # users' inputs again.
+        for i in range(3):
+            wait_for("node %d pool empty, own users taken again" % i,
+                     lambda i=i: (lambda x: x["pool"] == 0 and x["relayed_queued"] == 0 and
+                                  not x["refusing_own_users"])(cl.show(i, "consensus")["inputs"]),
+                     30, 0.5)
         cl.check_no_fork()
 
 

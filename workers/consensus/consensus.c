@@ -1081,7 +1081,7 @@ pack_consensus(msgpack_packer *pk)
 		    is_connected(k))
 			live++;
 	}
-	msgpack_pack_map(pk, 22);
+	msgpack_pack_map(pk, 23);
 	hp_mpack_kv_str(pk, "lock", st.locked ? "locked" : "none");
 	hp_mpack_kv_hex(pk, "state_hash", cs.state_hash, 32);
 	hp_mpack_kv_hex(pk, "patch_hash", cs.patch_hash, 32);
@@ -1107,6 +1107,8 @@ pack_consensus(msgpack_packer *pk)
 	hp_mpack_kv_u64(pk, "proposals_dropped", cs.props_bad + cs.props_not_unl +
 	    cs.props_stale + cs.props_replayed);
 	hp_mpack_kv_str(pk, "sync", cs.syncing ? "ledger" : "idle");
+	hp_mpack_pack_cstr(pk, "inputs");
+	userio_show(pk);
 	hp_mpack_pack_cstr(pk, "unl");
 	msgpack_pack_array(pk, cs.unl_n);
 	for (uint32_t i = 0; i < cs.unl_n; i++) {

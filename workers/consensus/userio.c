@@ -231,13 +231,17 @@ userio_free(void)
 }
 
 void
-userio_counts(uint64_t *pool, uint64_t *accepted, uint64_t *rejected,
-    uint64_t *outputs_sent)
+userio_show(msgpack_packer *pk)
 {
-	*pool = u.npool;
-	*accepted = u.accepted;
-	*rejected = u.rejected;
-	*outputs_sent = u.outputs_sent;
+	msgpack_pack_map(pk, 8);
+	hp_mpack_kv_u64(pk, "pool", u.npool);
+	hp_mpack_kv_u64(pk, "pool_bytes", u.pool_bytes);
+	hp_mpack_kv_u64(pk, "relayed_queued", u.rq_inputs);
+	hp_mpack_kv_u64(pk, "relayed_dropped_batches", u.rq_dropped);
+	hp_mpack_kv_bool(pk, "refusing_own_users", u.full != 0);
+	hp_mpack_kv_u64(pk, "accepted", u.accepted);
+	hp_mpack_kv_u64(pk, "rejected", u.rejected);
+	hp_mpack_kv_u64(pk, "output_sets_sent", u.outputs_sent);
 }
 
 /* ---- the pool ---- */

@@ -56,8 +56,8 @@ int userio_closed(const struct hp_ledger *l, const struct hp_set *users,
 void userio_status(void);
 void userio_status_force(void);
 
-/* For hpctl show consensus. */
-void userio_counts(uint64_t *pool, uint64_t *accepted, uint64_t *rejected,
-    uint64_t *outputs_sent);
+/* hpctl show consensus: "inputs", a map (pool, relayed queue, whether
+ * this node's users' inputs are refused, counters). */
+void userio_show(msgpack_packer *pk);
 
 #endif
