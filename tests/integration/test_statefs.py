@@ -3,7 +3,8 @@
 over FUSE, and real programs (sqlite3, git, tar) work in a state session
 opened by hand (`hpctl state begin|commit|abort`, test hooks on). Also:
 the same operations give the same state hash on three nodes, writes fail
-with EROFS outside a session, abort discards, the state survives a worker
+with EROFS outside a session, abort discards, writes through a write-only
+open reach readers that cache the file, the state survives a worker
 restart and a kill -9 of the whole node, an fsx-style random comparison
 against a native directory, and the message when /dev/fuse is unusable.
 
@@ -233,6 +234,49 @@ def test_abort_invalidates_what_the_kernel_cached():
             assert fh.read() == "short"
 
 
+def test_write_only_opens_keep_readers_current():
+    # An open for writing only bypasses the page cache (direct_io, FUSE
+    # 7.44+): its writes must still reach descriptors that read the file
+    # through the cache, an mmap of it, and opens made afterwards.
+    import mmap
+    with StateCase() as c:
+        n = c.node()
+        start(n)
+        p = mnt(n, "state", "f")
+        session(n, "begin")
+        with open(p, "wb") as fh:
+            fh.write(b"A" * 10000)
+        r = os.open(p, os.O_RDONLY)
+        rw = os.open(p, os.O_RDWR)
+        try:
+            assert os.pread(r, 5, 0) == b"AAAAA"        # now cached
+            m = mmap.mmap(rw, 10000)
+            assert m[:5] == b"AAAAA"
+            w = os.open(p, os.O_WRONLY)
+            os.pwrite(w, b"BBBBB", 0)
+            assert os.pread(r, 5, 0) == b"BBBBB"
+            assert m[:5] == b"BBBBB"
+            os.pwrite(w, b"CCCCC", 8190)                # across a page
+            assert os.pread(r, 10, 8188) == b"AACCCCCAAA"
+            assert m[8188:8198] == b"AACCCCCAAA"
+            os.close(w)
+            w = os.open(p, os.O_WRONLY | os.O_APPEND)
+            os.write(w, b"DDD")
+            os.close(w)
+            assert os.fstat(r).st_size == 10003
+            assert os.pread(r, 6, 9997) == b"AAADDD"
+            m.close()
+        finally:
+            os.close(r)
+            os.close(rw)
+        with open(p, "rb") as fh:
+            assert fh.read() == b"BBBBB" + b"A" * 8185 + b"CCCCC" + b"A" * 1805 + b"DDD"
+        session(n, "commit")
+        with open(p, "rb") as fh:
+            data = fh.read()
+        assert data[:5] == b"BBBBB" and data[8190:8195] == b"CCCCC" and data[-3:] == b"DDD"
+
+
 def test_abort_invalidates_cached_names():
     # The kernel may keep names, and the absence of names, it looked up;
     # an abort brings back the last commit's names behind its back.
@@ -406,6 +450,7 @@ if __name__ == "__main__":
         test_erofs_outside_a_session_and_abort_discards,
         test_abort_invalidates_what_the_kernel_cached,
         test_abort_invalidates_cached_names,
+        test_write_only_opens_keep_readers_current,
         test_sync_invalidates_what_the_kernel_cached,
         test_unsupported_operations_fail_clearly,
         test_sessions_need_test_hooks,

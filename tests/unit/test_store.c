@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -480,6 +481,83 @@ test_large_sparse(void **state)
 	assert_int_equal(sf.chunks, 0);
 	commit(v);
 	free(buf);
+}
+
+/*
+ * sfs_read_iov gives the bytes sfs_read copies, in place: stored bytes,
+ * zeros for holes and short chunks, short at EOF; in a session and in a
+ * read-only view; sfs_read in steps larger than one batch of pieces.
+ */
+static void
+check_iov(struct sfs_view *v, uint64_t f, uint64_t off, size_t size,
+    const uint8_t *want, size_t wantlen)
+{
+	struct iovec iov[SFS_READ_IOV(3 * SFS_CHUNK)];
+	uint8_t *got = malloc(size + 1);
+	size_t niov, at = 0;
+
+	assert_non_null(got);
+	assert_int_equal(sfs_read_iov(v, f, off, size, iov, 1, &niov),
+	    -EINVAL);
+	assert_int_equal(sfs_read_iov(v, f, off, size, iov,
+	    sizeof(iov) / sizeof(iov[0]), &niov), (ssize_t)wantlen);
+	for (size_t i = 0; i < niov; i++) {
+		assert_true(at + iov[i].iov_len <= wantlen);
+		memcpy(got + at, iov[i].iov_base, iov[i].iov_len);
+		at += iov[i].iov_len;
+	}
+	assert_int_equal(at, wantlen);
+	assert_memory_equal(got, want, wantlen);
+	assert_int_equal(sfs_read(v, f, off, size, got), (ssize_t)wantlen);
+	assert_memory_equal(got, want, wantlen);
+	free(got);
+}
+
+static void
+test_read_iov(void **state)
+{
+	struct sfs *s = *state;
+	struct sfs_view *v;
+	size_t len = 5 * SFS_CHUNK / 2, big = 40 * SFS_CHUNK + 7;
+	uint8_t *img = calloc(1, big), *buf = malloc(big);
+	uint64_t f, g;
+
+	assert_non_null(img);
+	assert_non_null(buf);
+	for (size_t i = 0; i < SFS_CHUNK / 2; i++)	/* chunk 1: half */
+		img[SFS_CHUNK + i] = (uint8_t)(i % 253 + 1);
+	for (size_t i = 2 * SFS_CHUNK; i < len; i++)	/* chunk 2 */
+		img[i] = (uint8_t)(i % 249 + 1);
+	OK(sfs_begin_rw(s, &v));
+	f = mkfile(v, SFS_STATE_INO, "f", NULL, 0);
+	assert_int_equal(sfs_write(v, f, SFS_CHUNK, SFS_CHUNK / 2,
+	    img + SFS_CHUNK), SFS_CHUNK / 2);
+	assert_int_equal(sfs_write(v, f, 2 * SFS_CHUNK, len - 2 * SFS_CHUNK,
+	    img + 2 * SFS_CHUNK), (ssize_t)(len - 2 * SFS_CHUNK));
+	for (int pass = 0; pass < 2; pass++) {
+		check_iov(v, f, 0, 3 * SFS_CHUNK, img, len);
+		check_iov(v, f, 100, SFS_CHUNK, img + 100, SFS_CHUNK);
+		check_iov(v, f, SFS_CHUNK + 5, 2 * SFS_CHUNK,
+		    img + SFS_CHUNK + 5, len - SFS_CHUNK - 5);
+		check_iov(v, f, len - 1, 10, img + len - 1, 1);
+		check_iov(v, f, len, 10, img, 0);
+		if (pass == 0) {
+			commit(v);
+			OK(sfs_begin_ro(s, &v));
+		}
+	}
+	sfs_end(v);
+	for (size_t i = 0; i < big; i++)
+		img[i] = (uint8_t)(i % 241 + 1);
+	OK(sfs_begin_rw(s, &v));
+	g = mkfile(v, SFS_STATE_INO, "g", img, big);
+	commit(v);
+	OK(sfs_begin_ro(s, &v));
+	assert_int_equal(sfs_read(v, g, 3, big, buf), (ssize_t)(big - 3));
+	assert_memory_equal(buf, img + 3, big - 3);
+	sfs_end(v);
+	free(buf);
+	free(img);
 }
 
 static void
@@ -1027,6 +1105,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_setattr_statfs, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_large_sparse, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_read_iov, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_durability, setup,
 		    teardown),

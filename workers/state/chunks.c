@@ -22,15 +22,29 @@
  * and so does sfs_commit). The inode's size and times are always
  * current; only its chunk list and stored bytes lag. An abort or a crash
  * loses the buffer with the rest of the session.
+ *
+ * Reads hand out the stored bytes in place (sfs_read_iov; sfs_read
+ * copies them) and ask the kernel for them from disk first, since the
+ * map does no read-around of its own (see "Reading ahead in the map").
  */
 #include "store_int.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
 
 #include "log.h"
+
+/* A read through the mount of at least PREFETCH_MIN bytes also asks for
+ * the PREFETCH_AHEAD bytes after it (ask_ahead()). */
+#define PREFETCH_MIN	(256 * 1024)
+#define PREFETCH_AHEAD	(4 * 1024 * 1024)
+#define READ_STEP	(1024 * 1024)	/* sfs_read's pieces at a time */
 
 static const uint8_t zero_chunk[SFS_CHUNK];
 
@@ -150,6 +164,43 @@ sfs_chunk_unref(struct sfs_view *v, const uint8_t hash[32])
 	return unref(v, hash, &len);
 }
 
+/*
+ * Huge pages for the heap. Until the commit, LMDB keeps a session's
+ * written pages in malloc'd memory (17 pages a chunk), so a large write
+ * touches fresh heap memory at 4 KiB a page fault: a third of the
+ * worker's time when a program writes 256 MiB. Where the system gives
+ * transparent huge pages on request only (transparent_hugepage=madvise,
+ * the default), each new stretch of the heap is asked for them
+ * (MADV_HUGEPAGE) before chunks are copied into it, and the heap grows
+ * HEAP_STEP at a time so that whole 2 MiB pages fit: one fault per
+ * 2 MiB. Unused stretches stay unbacked; freed memory goes back to the
+ * system as before.
+ */
+#define HEAP_STEP	(32u << 20)
+#define HUGE_PAGE	((uintptr_t)2 << 20)
+
+static void
+heap_huge(void)
+{
+	static uintptr_t seen;
+	uintptr_t top = (uintptr_t)sbrk(0), a;
+
+	if (top == (uintptr_t)-1)
+		return;
+	if (seen == 0) {
+		mallopt(M_TOP_PAD, HEAP_STEP);
+		seen = top;
+		return;
+	}
+	if (top < seen)
+		seen = top;	/* trimmed */
+	if (top - seen <= HUGE_PAGE)
+		return;
+	a = (seen + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
+	madvise((void *)a, (top - a) & ~(uintptr_t)4095, MADV_HUGEPAGE);
+	seen = top;
+}
+
 /* Store bytes under their hash (or find them stored) with one more ref. */
 static int
 chunk_store(struct sfs_view *v, const uint8_t hash[32], const void *data,
@@ -163,8 +214,10 @@ chunk_store(struct sfs_view *v, const uint8_t hash[32], const void *data,
 		return refs + n == n ? 0 : refs_set(v, hash, n + refs);
 	if (r != -ENOENT)
 		return r;
+	heap_huge();
 	if ((rc = mdb_put(v->txn, v->s->chunks, &key, &val, 0)) != 0)
 		return sfs_lmdb_err(v, "chunk put", rc);
+	heap_huge();	/* the put may have grown the heap */
 	return refs_set(v, hash, refs);
 }
 
@@ -206,6 +259,53 @@ chunk_bytes(struct sfs_view *v, uint64_t ino, uint64_t idx, MDB_val *data)
 		return -EIO;
 	}
 	return 0;
+}
+
+/*
+ * Reading ahead in the map. The environment is opened with MDB_NORDAHEAD
+ * (store.c): a page fault on the map reads that one page, so a B-tree
+ * lookup costs one small read instead of a read-around window, and the
+ * bytes of chunks are asked for here instead (MADV_WILLNEED on their
+ * place in the map; finding that place does not touch them), several
+ * at once and without waiting. Neighbouring places go in one call.
+ */
+struct ra {
+	uintptr_t lo, hi;
+};
+
+static void
+ra_flush(struct ra *ra)
+{
+	if (ra->hi > ra->lo)
+		madvise((void *)ra->lo, ra->hi - ra->lo, MADV_WILLNEED);
+	ra->lo = ra->hi = 0;
+}
+
+static void
+ra_add(struct ra *ra, const void *p, size_t len)
+{
+	uintptr_t page = 4096, a, b;
+
+	a = (uintptr_t)p & ~(page - 1);
+	b = ((uintptr_t)p + len + page - 1) & ~(page - 1);
+	if (ra->hi != 0 && a <= ra->hi + page && b >= ra->lo) {
+		ra->lo = a < ra->lo ? a : ra->lo;
+		ra->hi = b > ra->hi ? b : ra->hi;
+		return;
+	}
+	ra_flush(ra);
+	ra->lo = a;
+	ra->hi = b;
+}
+
+/* Ask for one chunk's bytes before copying them. */
+static void
+willneed(const MDB_val *data)
+{
+	struct ra ra = { 0, 0 };
+
+	ra_add(&ra, data->mv_data, data->mv_size);
+	ra_flush(&ra);
 }
 
 /*
@@ -262,6 +362,7 @@ recut(struct sfs_view *v, struct sfs_inode *n, uint64_t idx, size_t len)
 		return r < 0 ? r : 0;
 	if (data.mv_size == len)
 		return 0;
+	willneed(&data);
 	memset(v->scratch, 0, len);
 	memcpy(v->scratch, data.mv_data, data.mv_size < len ? data.mv_size :
 	    len);
@@ -430,6 +531,8 @@ wb_load(struct sfs_view *v, struct sfs_inode *n, uint64_t idx, size_t clen)
 		data.mv_size = 0;
 	if (data.mv_size > clen)
 		data.mv_size = clen;
+	if (data.mv_size > 0)
+		willneed(&data);
 	memcpy(v->wb, data.mv_data, data.mv_size);
 	memset(v->wb + data.mv_size, 0, SFS_CHUNK - data.mv_size);
 	v->wb_ino = n->ino;
@@ -444,15 +547,82 @@ wb_holds(const struct sfs_view *v, uint64_t ino, uint64_t idx)
 	return v->wb_used && v->wb_ino == ino && v->wb_idx == idx;
 }
 
-ssize_t
-sfs_read(struct sfs_view *v, uint64_t ino, uint64_t off, size_t size,
-    void *buf)
+/*
+ * Ask for bytes [off, end) of ino as of txn, whole chunks from
+ * chunk `whole` on (the stored bytes of each; holes have none).
+ */
+static void
+ask(struct sfs *s, MDB_txn *txn, uint64_t ino, uint64_t off, uint64_t end,
+    uint64_t whole)
+{
+	uint8_t k[16];
+	MDB_cursor *c;
+	MDB_val key = { 16, k }, val, ck, cv;
+	struct ra ra = { 0, 0 };
+	uint64_t to = (end + SFS_CHUNK - 1) / SFS_CHUNK, idx, base, lo, hi;
+	int rc;
+
+	if (off >= end || mdb_cursor_open(txn, s->fchunks, &c) != 0)
+		return;
+	key16(k, ino, off / SFS_CHUNK);
+	for (rc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE); rc == 0;
+	    rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
+		if (key.mv_size != 16 || sfs_get64(key.mv_data) != ino ||
+		    val.mv_size != 32)
+			break;
+		if ((idx = sfs_get64((uint8_t *)key.mv_data + 8)) >= to)
+			break;
+		ck.mv_size = 32;
+		ck.mv_data = val.mv_data;
+		if (mdb_get(txn, s->chunks, &ck, &cv) != 0)
+			continue;
+		base = idx * SFS_CHUNK;
+		lo = off > base ? off - base : 0;
+		hi = idx >= whole || base + SFS_CHUNK <= end ? SFS_CHUNK :
+		    end - base;
+		if (hi > cv.mv_size)
+			hi = cv.mv_size;
+		if (lo < hi)
+			ra_add(&ra, (uint8_t *)cv.mv_data + lo, hi - lo);
+	}
+	ra_flush(&ra);
+	mdb_cursor_close(c);
+}
+
+/*
+ * A large read is a kernel read-ahead request, and the next ones follow:
+ * ask for the chunks of the PREFETCH_AHEAD bytes after it too, so that
+ * the disk reads them while this one is copied. Chunks asked for whole
+ * once in this view are not asked for again.
+ */
+static void
+ask_ahead(struct sfs_view *v, uint64_t ino, uint64_t end)
+{
+	uint64_t from = (end + SFS_CHUNK - 1) / SFS_CHUNK;
+	uint64_t to = (end + PREFETCH_AHEAD + SFS_CHUNK - 1) / SFS_CHUNK;
+
+	if (v->ra_ino == ino && from < v->ra_end)
+		from = v->ra_end;
+	if (from >= to)
+		return;
+	v->ra_ino = ino;
+	v->ra_end = to;
+	ask(v->s, v->txn, ino, from * SFS_CHUNK, to * SFS_CHUNK, from);
+}
+
+static ssize_t
+read_pieces(struct sfs_view *v, uint64_t ino, uint64_t off, size_t size,
+    struct iovec *iov, size_t maxiov, size_t *niov, int ahead)
 {
 	struct sfs_inode *n;
-	uint64_t end, pos, idx, in, len;
+	uint64_t end, pos, idx, in, len, have;
 	MDB_val data;
+	size_t k = 0;
 	ssize_t r;
 
+	*niov = 0;
+	if (maxiov < SFS_READ_IOV(size))
+		return -EINVAL;
 	if ((r = sfs_wb_flush(v)) != 0)
 		return r;
 	if ((n = malloc(sizeof(*n))) == NULL)
@@ -462,28 +632,61 @@ sfs_read(struct sfs_view *v, uint64_t ino, uint64_t off, size_t size,
 	if (off >= n->size || size == 0)
 		goto out;
 	end = n->size - off < size ? n->size : off + size;
+	ask(v->s, v->txn, ino, off, end, UINT64_MAX);
+	if (ahead && end - off >= PREFETCH_MIN)
+		ask_ahead(v, ino, end);
 	for (pos = off; pos < end; pos += len) {
 		idx = pos / SFS_CHUNK;
 		in = pos % SFS_CHUNK;
 		len = SFS_CHUNK - in < end - pos ? SFS_CHUNK - in : end - pos;
 		if ((r = chunk_bytes(v, ino, idx, &data)) < 0)
 			goto out;
-		if (r == 1 || data.mv_size <= in)
-			memset((uint8_t *)buf + (pos - off), 0, len);
-		else {
-			size_t have = data.mv_size - in < len ?
-			    data.mv_size - in : len;
-
-			memcpy((uint8_t *)buf + (pos - off),
-			    (uint8_t *)data.mv_data + in, have);
-			memset((uint8_t *)buf + (pos - off) + have, 0,
-			    len - have);
+		have = r == 1 || data.mv_size <= in ? 0 :
+		    data.mv_size - in < len ? data.mv_size - in : len;
+		if (have > 0) {
+			iov[k].iov_base = (uint8_t *)data.mv_data + in;
+			iov[k++].iov_len = have;
+		}
+		if (have < len) {
+			iov[k].iov_base = (void *)zero_chunk;
+			iov[k++].iov_len = len - have;
 		}
 	}
+	*niov = k;
 	r = (ssize_t)(end - off);
 out:
 	free(n);
 	return r;
+}
+
+ssize_t
+sfs_read_iov(struct sfs_view *v, uint64_t ino, uint64_t off, size_t size,
+    struct iovec *iov, size_t maxiov, size_t *niov)
+{
+	return read_pieces(v, ino, off, size, iov, maxiov, niov, 1);
+}
+
+ssize_t
+sfs_read(struct sfs_view *v, uint64_t ino, uint64_t off, size_t size,
+    void *buf)
+{
+	struct iovec iov[SFS_READ_IOV(READ_STEP)];
+	size_t done = 0, step, niov;
+	ssize_t r;
+
+	do {
+		step = size - done < READ_STEP ? size - done : READ_STEP;
+		r = read_pieces(v, ino, off + done, step, iov,
+		    sizeof(iov) / sizeof(iov[0]), &niov, 0);
+		if (r < 0)
+			return r;
+		for (size_t i = 0; i < niov; i++) {
+			memcpy((uint8_t *)buf + done, iov[i].iov_base,
+			    iov[i].iov_len);
+			done += iov[i].iov_len;
+		}
+	} while (done < size && (size_t)r == step);
+	return (ssize_t)done;
 }
 
 ssize_t
@@ -604,6 +807,7 @@ sfs_chunk_get(struct sfs_view *v, const uint8_t hash[32], void *buf,
 		return -EIO;
 	if (val.mv_size > size)
 		return -ERANGE;
+	willneed(&val);
 	memcpy(buf, val.mv_data, val.mv_size);
 	*len = val.mv_size;
 	return 0;

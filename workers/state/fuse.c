@@ -31,14 +31,17 @@
 #include <fuse_lowlevel.h>
 #include <linux/fuse.h>
 #include <limits.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/statvfs.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
 #define BATCH 64		/* requests per readable event */
+#define SPIN_NS 50000		/* see spin_more() */
 
 /* Inodes the kernel holds, with their lookup counts (open addressing,
  * linear probing, backward-shift deletion; ino 0 marks a free slot). */
@@ -78,9 +81,10 @@ static struct {
 	unsigned lkbits;
 	size_t lkused;
 	uint64_t gen;		/* bumped by sfuse_invalidate() */
-	char *rbuf;		/* reads: one request at a time */
-	size_t rcap;
+	struct iovec *iov;	/* reads: one request at a time */
+	size_t niov;
 	double entry_timeout;	/* ENTRY_TIMEOUT, or 0 before FUSE 7.44 */
+	int direct_writes;	/* see direct_write() */
 } f = { .fd = -1 };
 
 /* ---- lookup counts ---- */
@@ -222,13 +226,21 @@ to_stat(fuse_req_t req, const struct sfs_attr *a, struct stat *st)
 	ns_to_ts(a->ctime_ns, &st->st_ctim);
 }
 
+/* The clock's time in ns: CLOCK_REALTIME for file times, CLOCK_MONOTONIC
+ * for the wait in spin_more(). */
 static uint64_t
-now_ns(void)
+clock_ns(clockid_t clock)
 {
 	struct timespec ts;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
+	clock_gettime(clock, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t
+now_ns(void)
+{
+	return clock_ns(CLOCK_REALTIME);
 }
 
 static uint64_t
@@ -237,6 +249,22 @@ ts_to_ns(const struct timespec *ts)
 	if (ts->tv_sec < 0)
 		return 0;
 	return (uint64_t)ts->tv_sec * 1000000000ULL + (uint64_t)ts->tv_nsec;
+}
+
+/*
+ * Whether an open for writing only bypasses the kernel's page cache
+ * (direct_io): such a descriptor cannot be read or mapped, so the pages
+ * the kernel would fill from its writes serve nobody, and going without
+ * them saves a copy and a first touch of fresh memory per 4 KiB written
+ * (sequential writes about 1.5x faster). Only with FUSE 7.44 or later,
+ * whose direct writes drop the pages other descriptors of the file have
+ * cached (test_statefs.py checks it); before, such an open goes through
+ * the cache like any other.
+ */
+static int
+direct_write(const struct fuse_file_info *fi)
+{
+	return f.direct_writes && (fi->flags & O_ACCMODE) == O_WRONLY;
 }
 
 static struct sfs_view *
@@ -286,8 +314,10 @@ op_init(void *userdata, struct fuse_conn_info *conn)
 	 */
 	conn->max_readahead = READ_AHEAD;
 	if (conn->proto_major > 7 ||
-	    (conn->proto_major == 7 && conn->proto_minor >= 44))
+	    (conn->proto_major == 7 && conn->proto_minor >= 44)) {
 		f.entry_timeout = ENTRY_TIMEOUT;
+		f.direct_writes = 1;
+	}
 	log_info("statefs mounted: FUSE protocol %u.%u; names cached %s",
 	    conn->proto_major, conn->proto_minor,
 	    f.entry_timeout > 0 ? "1 s" : "never (kernel before 7.44)");
@@ -554,6 +584,7 @@ op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	fi->fh = 0;
 	fi->keep_cache = lk_keep_cache(ino);
+	fi->direct_io = direct_write(fi);
 	fuse_reply_open(req, fi);
 }
 
@@ -579,6 +610,7 @@ op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 	to_stat(req, &a, &e.attr);
 	fi->fh = 0;
 	fi->keep_cache = 0;	/* a new inode: nothing cached yet */
+	fi->direct_io = direct_write(fi);
 	if (fuse_reply_create(req, &e, fi) == 0)
 		lk_add(a.ino);
 }
@@ -588,8 +620,9 @@ op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     struct fuse_file_info *fi)
 {
 	struct sfs_view *v = view(req);
+	struct iovec *iov;
+	size_t need = SFS_READ_IOV(size), niov;
 	ssize_t n;
-	char *buf;
 
 	if (v == NULL)
 		return;
@@ -597,21 +630,22 @@ op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
-	/* Kept between reads (up to 1 MiB each, see READ_AHEAD): a fresh
-	 * allocation that large would be mapped and zeroed every time. */
-	if (size > f.rcap) {
-		if ((buf = realloc(f.rbuf, size)) == NULL) {
+	/* The reply is written from the store's map itself (the view's
+	 * pages stay put until it ends): no copy here. The piece list is
+	 * kept between reads. */
+	if (need > f.niov) {
+		if ((iov = reallocarray(f.iov, need, sizeof(*iov))) == NULL) {
 			fuse_reply_err(req, ENOMEM);
 			return;
 		}
-		f.rbuf = buf;
-		f.rcap = size;
+		f.iov = iov;
+		f.niov = need;
 	}
-	n = sfs_read(v, ino, (uint64_t)off, size, f.rbuf);
+	n = sfs_read_iov(v, ino, (uint64_t)off, size, f.iov, f.niov, &niov);
 	if (n < 0)
 		fuse_reply_err(req, errno_of((int)n));
 	else
-		fuse_reply_buf(req, f.rbuf, (size_t)n);
+		fuse_reply_iov(req, f.iov, (int)niov);
 }
 
 static void
@@ -883,19 +917,55 @@ static const struct fuse_lowlevel_ops ops = {
 
 /* ---- the session on the loop ---- */
 
+static uint64_t
+mono_ns(void)
+{
+	return clock_ns(CLOCK_MONOTONIC);
+}
+
+/*
+ * After a request, a program working through the mount usually sends
+ * the next one within microseconds (a create, its write, its release,
+ * the next lookup). Waiting for it here, up to SPIN_NS after the last
+ * request served, instead of in epoll, saves a sleep and a wakeup per
+ * round trip, which cost more than serving most requests (on a 2-core
+ * VM: 3,600 small files created per second without, 12,500 with).
+ * sched_yield lets the program run first when it shares this CPU. Other
+ * events on the loop wait at most SPIN_NS longer.
+ */
+static int
+spin_more(uint64_t *idle_since)
+{
+	uint64_t now = mono_ns();
+
+	if (*idle_since == 0)
+		*idle_since = now;
+	if (now - *idle_since >= SPIN_NS)
+		return 0;
+	sched_yield();
+	return 1;
+}
+
 static void
 on_readable(uv_poll_t *h, int status, int events)
 {
+	uint64_t idle_since = 0;
+
 	if (status < 0) {
 		log_warnx("statefs: polling /dev/fuse failed: %s",
 		    uv_strerror(status));
 		uv_poll_stop(&f.poll);
 		return;
 	}
-	for (int i = 0; i < BATCH; i++) {
+	for (int i = 0; i < BATCH;) {
 		int r = fuse_session_receive_buf(f.se, &f.buf);
-		if (r == -EAGAIN || r == -EINTR)
+		if (r == -EAGAIN || r == -EINTR) {
+			if (i > 0 && spin_more(&idle_since))
+				continue;
 			return;
+		}
+		idle_since = 0;
+		i++;
 		if (r <= 0 || fuse_session_exited(f.se)) {
 			if (r < 0)
 				log_warnx("statefs: reading /dev/fuse: %s",

@@ -1000,10 +1000,13 @@ sfs_open(const char *dir, struct sfs **out)
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return HP_ENOMEM;
 	zero_hashes(s);
+	/* No read-around on the map: a B-tree page fault reads one page, and
+	 * chunks.c asks for chunk bytes itself. */
 	if ((rc = mdb_env_create(&s->env)) != 0 ||
 	    (rc = mdb_env_set_mapsize(s->env, map_size())) != 0 ||
 	    (rc = mdb_env_set_maxdbs(s->env, 16)) != 0 ||
-	    (rc = mdb_env_open(s->env, dir, MDB_NOTLS, 0600)) != 0) {
+	    (rc = mdb_env_open(s->env, dir, MDB_NOTLS | MDB_NORDAHEAD,
+	    0600)) != 0) {
 		log_warnx("statefs: open %s: %s", dir, mdb_strerror(rc));
 		goto fail;
 	}

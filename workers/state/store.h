@@ -110,6 +110,16 @@ ssize_t sfs_read(struct sfs_view *v, uint64_t ino, uint64_t off, size_t size,
 ssize_t sfs_write(struct sfs_view *v, uint64_t ino, uint64_t off,
     size_t size, const void *buf);
 /*
+ * sfs_read without the copy: the bytes come as pieces, iov[0..*niov),
+ * pointing into the view (stored bytes, read-only) or at zeros (holes),
+ * valid until the next call that writes in this view or its end. iov
+ * must have room for SFS_READ_IOV(size) pieces (else -EINVAL).
+ */
+#define SFS_READ_IOV(size) (2 * ((size) / SFS_CHUNK + 2))
+struct iovec;
+ssize_t sfs_read_iov(struct sfs_view *v, uint64_t ino, uint64_t off,
+    size_t size, struct iovec *iov, size_t maxiov, size_t *niov);
+/*
  * Directory entries in name order, starting after `cookie` (0 = from the
  * start); fn returns non-zero to stop (buffer full). Each entry passes
  * the cookie to resume after it.

@@ -51,6 +51,8 @@ struct sfs_view {
 					 * written in part, not yet stored */
 	uint64_t wb_ino, wb_idx;
 	int wb_used;
+	uint64_t ra_ino, ra_end;	/* chunks [.., ra_end) of ra_ino were
+					 * asked for ahead (chunks.c) */
 	struct sfs_tomb *tombs;
 	size_t ntombs, captombs;
 };
