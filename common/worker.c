@@ -149,8 +149,26 @@ take_channel(struct hp_msg *m)
 		log_warnx("out of memory for the channel to %s", role);
 		return;
 	}
-	if (w.sib[id] != NULL)
-		hp_chan_close(&w.sib[id]->ch, 0);	/* superseded */
+	if (w.sib[id] != NULL) {
+		/*
+		 * Superseded: a new channel means a new instance of the
+		 * sibling, whether or not the old channel's end has been read
+		 * yet. It is down now (a state session the old runner opened
+		 * is aborted, say): sibling_closed() will not say so, as the
+		 * channel is no longer the current one when it runs.
+		 */
+		struct sibling *old = w.sib[id];
+		int was_up = old->ch.hello_done;
+
+		w.sib[id] = NULL;
+		hp_chan_close(&old->ch, 0);
+		if (was_up && !w.stopping) {
+			log_info("channel to %s replaced: sibling restarted",
+			    hp_worker_names[id]);
+			if (w.r->sibling_down != NULL)
+				w.r->sibling_down(id);
+		}
+	}
 	s->id = id;
 	s->generation = gen;
 	int fd = m->fd;

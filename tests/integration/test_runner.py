@@ -124,6 +124,30 @@ def test_node_whose_state_left_syncs_back_and_keeps_running():
         cl.check_no_fork()
 
 
+def test_runner_restarted_mid_run_leaves_no_session_open():
+    """The runner restarted (hpctl restart runner) while its run's state
+    session is open, again and again: the state worker aborts that session
+    every time, so every later run opens its own (a session left open
+    refuses every run after it)."""
+    import time
+    with Case() as c:
+        cl = cluster(c, 1, "slowcounter")
+        cl.wait_ledgers(3, timeout=30)
+        nd = cl.nodes[0]
+        for k in range(12):
+            time.sleep(0.15 + 0.07 * (k % 5))
+            r = run(os.path.join(os.path.dirname(HPD), "hpctl"), "-d", nd.dir, "restart", "runner")
+            assert r.returncode == 0, r.stderr
+        s = cl.last_seq(0)
+        wait_for("3 more runs after the restarts",
+                 lambda: cl.show(0, "runner")["runs"] >= 3 and cl.last_seq(0) >= s + 3, 30, 0.3)
+        log = nd.log()
+        assert "a state session is already open" not in log, \
+            [l for l in log.splitlines() if "already open" in l][:3]
+        runs = [int(x) for x in state_file(nd, "runs.txt").split()]
+        assert runs[-1] >= s + 1, (runs[-5:], s)
+
+
 def test_hanging_contract_is_killed_at_exec_timeout():
     with Case() as c:
         cl = cluster(c, 1, "hang", {"round_limits": {"exec_timeout": 500}})
@@ -196,6 +220,7 @@ if __name__ == "__main__":
     main([
         test_counter_runs_every_ledger_same_state_on_three_nodes,
         test_node_whose_state_left_syncs_back_and_keeps_running,
+        test_runner_restarted_mid_run_leaves_no_session_open,
         test_hanging_contract_is_killed_at_exec_timeout,
         test_slow_run_slows_rounds_and_is_never_skipped,
         test_crashing_contract_is_logged_and_rounds_go_on,
