@@ -410,6 +410,89 @@ def test_state_survives_restart_and_kill_9():
         assert mnt(n) not in open("/proc/mounts").read(), "mount left after SIGTERM"
 
 
+def fill_until_error(paths_and_data):
+    """Write each (path, bytes) in turn; the errno of the first failure."""
+    for i, (path, data) in enumerate(paths_and_data):
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+        except OSError as e:
+            return e.errno, i
+        try:
+            os.write(fd, data)
+        except OSError as e:
+            return e.errno, i
+        finally:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+    return None, i
+
+
+def test_full_disk_fails_writes_with_enospc():
+    """The store on a 24 MiB filesystem. A program that fills it, with
+    one large file or with many small ones (whose bytes LMDB keeps in its
+    B-tree pages, written through the map), gets ENOSPC: the state worker
+    does not die of SIGBUS on its map. The session can only be aborted,
+    and the committed state is intact, also after a restart."""
+    with StateCase() as c:
+        n = c.node()
+        store = os.path.join(n.dir, "state")
+        os.makedirs(store, exist_ok=True)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m,mode=0700", "tmpfs", store], check=True)
+        try:
+            start(n)
+            session(n, "begin")
+            with open(mnt(n, "state", "kept"), "wb") as f:
+                f.write(b"kept" * 1000)
+            h1 = session(n, "commit")["state_hash"]
+            pid = n.worker("state")["pid"]
+            big = mnt(n, "state", "big")
+            small = mnt(n, "state", "small")
+            for what, items in (
+                    ("one large file", ((big, os.urandom(1 << 20)) for _ in range(64))),
+                    ("small files", ((os.path.join(small, "f%06d" % i), os.urandom(1000))
+                                     for i in range(200000)))):
+                session(n, "begin")
+                if what == "small files":
+                    os.mkdir(small)
+                fd = os.open(big, os.O_WRONLY | os.O_CREAT, 0o644) if what == "one large file" else None
+                if fd is not None:
+                    os.close(fd)
+                    items = ((big, d) for _, d in items)
+                    fd = os.open(big, os.O_WRONLY | os.O_APPEND)
+                    err, i = None, 0
+                    try:
+                        for i, (_, d) in enumerate(items):
+                            os.write(fd, d)
+                    except OSError as e:
+                        err = e.errno
+                    finally:
+                        try:
+                            os.close(fd)
+                        except OSError:
+                            pass
+                else:
+                    err, i = fill_until_error(items)
+                print("  %s: %s after %d writes" % (what, errno.errorcode.get(err, err), i), flush=True)
+                assert err == errno.ENOSPC, "%s filled 24 MiB without ENOSPC: %r" % (what, err)
+                assert n.worker("state")["pid"] == pid, "the state worker died on a full disk (%s)" % what
+                rc, out = ctl_json(n, "state", "commit")
+                assert rc != 0, "a session that failed a write committed: %r" % out
+                s = wait_mounted(n)
+                assert s["state_hash"] == h1 and s["session"] == "none", s
+                assert sorted(os.listdir(mnt(n, "state"))) == ["kept"]
+            n.stop()
+            subprocess.run(["umount", "-l", mnt(n)], capture_output=True)
+            start(n)
+            assert show_state(n)["state_hash"] == h1
+            assert open(mnt(n, "state", "kept"), "rb").read() == b"kept" * 1000
+            n.stop()
+        finally:
+            subprocess.run(["umount", "-l", mnt(n)], capture_output=True)
+            subprocess.run(["umount", "-l", store], capture_output=True)
+
+
 def test_fsx_random_operations():
     seed = int(os.environ.get("FSX_SEED", random.randrange(1 << 31)))
     nops = int(os.environ.get("FSX_OPS", "3000"))
@@ -455,6 +538,7 @@ if __name__ == "__main__":
         test_unsupported_operations_fail_clearly,
         test_sessions_need_test_hooks,
         test_state_survives_restart_and_kill_9,
+        test_full_disk_fails_writes_with_enospc,
         test_fsx_random_operations,
         test_no_fuse_device_fails_start_clearly,
     ])

@@ -30,7 +30,6 @@
 #include "store_int.h"
 
 #include <errno.h>
-#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -43,7 +42,7 @@
 /* A read through the mount of at least PREFETCH_MIN bytes also asks for
  * the PREFETCH_AHEAD bytes after it (ask_ahead()). */
 #define PREFETCH_MIN	(256 * 1024)
-#define PREFETCH_AHEAD	(4 * 1024 * 1024)
+#define PREFETCH_AHEAD	(16 * 1024 * 1024)
 #define READ_STEP	(1024 * 1024)	/* sfs_read's pieces at a time */
 
 static const uint8_t zero_chunk[SFS_CHUNK];
@@ -164,43 +163,6 @@ sfs_chunk_unref(struct sfs_view *v, const uint8_t hash[32])
 	return unref(v, hash, &len);
 }
 
-/*
- * Huge pages for the heap. Until the commit, LMDB keeps a session's
- * written pages in malloc'd memory (17 pages a chunk), so a large write
- * touches fresh heap memory at 4 KiB a page fault: a third of the
- * worker's time when a program writes 256 MiB. Where the system gives
- * transparent huge pages on request only (transparent_hugepage=madvise,
- * the default), each new stretch of the heap is asked for them
- * (MADV_HUGEPAGE) before chunks are copied into it, and the heap grows
- * HEAP_STEP at a time so that whole 2 MiB pages fit: one fault per
- * 2 MiB. Unused stretches stay unbacked; freed memory goes back to the
- * system as before.
- */
-#define HEAP_STEP	(32u << 20)
-#define HUGE_PAGE	((uintptr_t)2 << 20)
-
-static void
-heap_huge(void)
-{
-	static uintptr_t seen;
-	uintptr_t top = (uintptr_t)sbrk(0), a;
-
-	if (top == (uintptr_t)-1)
-		return;
-	if (seen == 0) {
-		mallopt(M_TOP_PAD, HEAP_STEP);
-		seen = top;
-		return;
-	}
-	if (top < seen)
-		seen = top;	/* trimmed */
-	if (top - seen <= HUGE_PAGE)
-		return;
-	a = (seen + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
-	madvise((void *)a, (top - a) & ~(uintptr_t)4095, MADV_HUGEPAGE);
-	seen = top;
-}
-
 /* Store bytes under their hash (or find them stored) with one more ref. */
 static int
 chunk_store(struct sfs_view *v, const uint8_t hash[32], const void *data,
@@ -214,10 +176,15 @@ chunk_store(struct sfs_view *v, const uint8_t hash[32], const void *data,
 		return refs + n == n ? 0 : refs_set(v, hash, n + refs);
 	if (r != -ENOENT)
 		return r;
-	heap_huge();
-	if ((rc = mdb_put(v->txn, v->s->chunks, &key, &val, 0)) != 0)
+	if ((r = sfs_room(v, len + 2 * v->s->psize)) != 0) {
+		v->broken = 1;
+		return r;
+	}
+	if ((rc = mdb_put(v->txn, v->s->chunks, &key, &val, MDB_RESERVE)) != 0)
 		return sfs_lmdb_err(v, "chunk put", rc);
-	heap_huge();	/* the put may have grown the heap */
+	sfs_tail_seen(v, val.mv_data, len);
+	if ((r = sfs_map_write(v, val.mv_data, data, len)) != 0)
+		return r;
 	return refs_set(v, hash, refs);
 }
 

@@ -424,12 +424,15 @@ shutdown_cb(void)
 	}
 }
 
-/* LMDB: positioned I/O, durability, map growth. libfuse: the reserved
- * descriptor is replaced with dup3. */
+/* LMDB: positioned I/O, durability, map growth; blocks given to the
+ * data file ahead of the map's writes (store.c, room_to). libfuse: the
+ * reserved descriptor is replaced with dup3. */
 static const int state_syscalls[] = {
 	SCMP_SYS(pread64), SCMP_SYS(pwrite64), SCMP_SYS(pwritev),
 	SCMP_SYS(fdatasync), SCMP_SYS(fsync), SCMP_SYS(msync),
-	SCMP_SYS(ftruncate), SCMP_SYS(flock), SCMP_SYS(mincore),
+	SCMP_SYS(ftruncate), SCMP_SYS(fallocate), SCMP_SYS(flock),
+	SCMP_SYS(sync_file_range),
+	SCMP_SYS(mincore),
 	SCMP_SYS(dup3),
 };
 

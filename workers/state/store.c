@@ -13,11 +13,13 @@
 #include "store_int.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "err.h"
 #include "log.h"
@@ -965,6 +967,172 @@ zero_hashes(struct sfs *s)
 	free(group);
 }
 
+#define ROOM_MARGIN	(256u << 10)	/* B-tree pages between two chunks */
+#define ROOM_STEP_MIN	(1u << 20)
+#define ROOM_STEP_MAX	(16u << 20)
+
+/*
+ * Give the data file blocks up to `want` and a step beyond, the step
+ * growing with what the session has written (a contract run that writes
+ * little reserves little). LMDB writes its pages through the map, where
+ * a write to a hole on a full disk would be SIGBUS; past the blocks
+ * reserved here, a full disk shows as -ENOSPC on the write that needs
+ * the room. The map's last bytes are LMDB's to refuse (MDB_MAP_FULL).
+ */
+static int
+room_to(struct sfs *s, uint64_t want)
+{
+	uint64_t step, to;
+
+	if (want <= s->ready || s->map == NULL)
+		return 0;
+	step = s->tail - s->tail0;
+	step = step < ROOM_STEP_MIN ? ROOM_STEP_MIN :
+	    step > ROOM_STEP_MAX ? ROOM_STEP_MAX : step;
+	to = (want + step + s->psize - 1) / s->psize * s->psize;
+	if (to > s->mapsize)
+		to = s->mapsize;
+	if (to <= s->ready)
+		return 0;
+	if (fallocate(s->fd, 0, (off_t)s->ready, (off_t)(to - s->ready)) != 0) {
+		if (errno == ENOSPC || errno == EDQUOT)
+			return -ENOSPC;
+		if (errno != EOPNOTSUPP) {
+			log_warn("statefs: reserving blocks for the store");
+			return -EIO;
+		}
+	}
+	s->ready = to;
+	return 0;
+}
+
+/*
+ * Where LMDB mapped the data file. LMDB does not say, but every page of
+ * its file format starts with the page's number: the page holding the
+ * "format" value, less that many pages, is the map's start, where page 0
+ * carries the meta magic. Without it (never seen) writes go on without
+ * blocks given ahead: a full disk may then fault on the map.
+ */
+#define META_MAGIC	0xBEEFC0DEu
+
+static void
+map_find(struct sfs *s)
+{
+	MDB_envinfo ei;
+	MDB_stat st;
+	MDB_txn *txn;
+	MDB_val key = { 6, (void *)"format" }, val;
+	uintptr_t page;
+	uint64_t pgno, last;
+	uint32_t magic;
+
+	s->map = NULL;
+	mdb_env_info(s->env, &ei);
+	mdb_env_stat(s->env, &st);
+	s->mapsize = ei.me_mapsize;
+	s->psize = st.ms_psize;
+	last = (uint64_t)ei.me_last_pgno;
+	if (mdb_env_get_fd(s->env, &s->fd) != 0 ||
+	    mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn) != 0)
+		return;
+	if (mdb_get(txn, s->meta, &key, &val) == 0) {
+		page = (uintptr_t)val.mv_data & ~(uintptr_t)(s->psize - 1);
+		memcpy(&pgno, (void *)page, 8);
+		if (pgno <= last) {
+			s->map = (uint8_t *)(page - pgno * s->psize);
+			memcpy(&magic, s->map + 16, 4);
+			if (magic != META_MAGIC)
+				s->map = NULL;
+		}
+	}
+	mdb_txn_abort(txn);
+	if (s->map == NULL)
+		log_warnx("statefs: cannot place the store's map; blocks are "
+		    "not reserved ahead of writes");
+	s->ready = s->tail = s->tail0 = (last + 1) * s->psize;
+}
+
+int
+sfs_room(struct sfs_view *v, size_t len)
+{
+	return room_to(v->s, v->s->tail + len + ROOM_MARGIN);
+}
+
+void
+sfs_tail_seen(struct sfs_view *v, const void *p, size_t len)
+{
+	struct sfs *s = v->s;
+	uint64_t end;
+
+	if (s->map == NULL)
+		return;
+	end = (uint64_t)((const uint8_t *)p - s->map) + len;
+	if (end > s->tail)
+		s->tail = end;
+}
+
+/*
+ * Start writing back what chunk writes put in the page cache once
+ * WRITEBACK_STEP bytes have piled up, without waiting: the commit's
+ * flush then finds most of a large session on disk already, instead of
+ * stopping the worker while all of it is written.
+ */
+#define WRITEBACK_STEP	(8u << 20)
+
+static void
+writeback(struct sfs *s, uint64_t off, size_t len)
+{
+	if (s->wb_hi == s->wb_lo)
+		s->wb_lo = s->wb_hi = off;
+	if (off < s->wb_lo)
+		s->wb_lo = off;
+	if (off + len > s->wb_hi)
+		s->wb_hi = off + len;
+	if (s->wb_hi - s->wb_lo < WRITEBACK_STEP)
+		return;
+	(void)sync_file_range(s->fd, (off_t)s->wb_lo,
+	    (off_t)(s->wb_hi - s->wb_lo), SYNC_FILE_RANGE_WRITE);
+	s->wb_lo = s->wb_hi;
+}
+
+/*
+ * Copy a chunk's bytes into the place LMDB reserved for them in the map
+ * (MDB_RESERVE). They go in with pwrite(2) on the data file, whose page
+ * cache the map shares: the kernel fills fresh pages without a fault per
+ * 4 KiB, and a full disk is -ENOSPC here. The commit's flush covers them
+ * with LMDB's own pages.
+ */
+int
+sfs_map_write(struct sfs_view *v, void *dst, const void *src, size_t len)
+{
+	struct sfs *s = v->s;
+	const uint8_t *p = src;
+	off_t off;
+	ssize_t n;
+
+	if (s->map == NULL) {
+		memcpy(dst, src, len);
+		return 0;
+	}
+	off = (off_t)((uint8_t *)dst - s->map);
+	while (len > 0) {
+		if ((n = pwrite(s->fd, p, len, off)) < 0) {
+			if (errno == EINTR)
+				continue;
+			v->broken = 1;
+			if (errno == ENOSPC || errno == EDQUOT)
+				return -ENOSPC;
+			log_warn("statefs: write to the store");
+			return -EIO;
+		}
+		writeback(s, (uint64_t)off, (size_t)n);
+		p += n;
+		off += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
 static size_t
 map_size(void)
 {
@@ -1005,8 +1173,8 @@ sfs_open(const char *dir, struct sfs **out)
 	if ((rc = mdb_env_create(&s->env)) != 0 ||
 	    (rc = mdb_env_set_mapsize(s->env, map_size())) != 0 ||
 	    (rc = mdb_env_set_maxdbs(s->env, 16)) != 0 ||
-	    (rc = mdb_env_open(s->env, dir, MDB_NOTLS | MDB_NORDAHEAD,
-	    0600)) != 0) {
+	    (rc = mdb_env_open(s->env, dir, MDB_NOTLS | MDB_NORDAHEAD |
+	    MDB_WRITEMAP, 0600)) != 0) {
 		log_warnx("statefs: open %s: %s", dir, mdb_strerror(rc));
 		goto fail;
 	}
@@ -1039,6 +1207,7 @@ sfs_open(const char *dir, struct sfs **out)
 		log_warnx("statefs: commit: %s", mdb_strerror(rc));
 		goto fail;
 	}
+	map_find(s);
 	*out = s;
 	return 0;
 fail_txn:
@@ -1117,15 +1286,22 @@ view_free(struct sfs_view *v)
 int
 sfs_begin_rw(struct sfs *s, struct sfs_view **out)
 {
+	MDB_envinfo ei;
 	int expect = 0, r;
 
 	*out = NULL;
 	if (!__atomic_compare_exchange_n(&s->rw_open, &expect, 1, 0,
 	    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
 		return HP_EBUSY;
-	if ((r = begin(s, 1, out)) != 0)
+	if ((r = begin(s, 1, out)) != 0) {
 		__atomic_store_n(&s->rw_open, 0, __ATOMIC_RELEASE);
-	return r;
+		return r;
+	}
+	mdb_env_info(s->env, &ei);
+	s->tail = s->tail0 = (uint64_t)(ei.me_last_pgno + 1) * s->psize;
+	if (s->ready < s->tail)
+		s->ready = s->tail;
+	return 0;
 }
 
 int

@@ -32,6 +32,17 @@ struct sfs {
 	uint64_t hashed;		/* debug: bytes fed to BLAKE3 */
 	uint8_t zchunk[32];		/* hash of SFS_CHUNK zero bytes */
 	uint8_t zgroup[32];		/* hash of SFS_GROUP zchunks */
+	/* The map is written in place (MDB_WRITEMAP): the data file's
+	 * blocks and pages are made ready ahead of the transaction's tail
+	 * (store.c, sfs_room), so that a full disk fails a write with
+	 * -ENOSPC instead of a fault on the map. */
+	uint8_t *map;
+	int fd;
+	size_t psize, mapsize;
+	uint64_t ready;			/* file bytes [0, ready) have blocks */
+	uint64_t tail0, tail;		/* the rw view's tail at its start, and
+					 * as last seen */
+	uint64_t wb_lo, wb_hi;		/* written since writeback was started */
 };
 
 /* A readdir position that left its directory during this session. */
@@ -77,6 +88,9 @@ int sfs_lmdb_err(struct sfs_view *v, const char *what, int rc);
 int sfs_inode_get(struct sfs_view *v, uint64_t ino, struct sfs_inode *out);
 int sfs_inode_put(struct sfs_view *v, const struct sfs_inode *n);
 uint64_t sfs_now_ns(void);
+int sfs_room(struct sfs_view *v, size_t len);
+void sfs_tail_seen(struct sfs_view *v, const void *p, size_t len);
+int sfs_map_write(struct sfs_view *v, void *dst, const void *src, size_t len);
 
 /* chunks.c */
 uint64_t sfs_nchunks(uint64_t size);
