@@ -15,6 +15,8 @@
 #include "net.h"
 #include "proto.h"
 
+#define READ_BUFFER	(256 * 1024)	/* TLS bytes read at once, at most */
+
 /* Identity comes from the HELLO; the chain is not checked. */
 static int
 accept_any(int ok, X509_STORE_CTX *x)
@@ -90,7 +92,13 @@ tlsid_init(struct tlsid *t)
 	SSL_CTX_set_num_tickets(t->ctx, 0);
 	SSL_CTX_set_options(t->ctx, SSL_OP_NO_TICKET);
 	SSL_CTX_set_mode(t->ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
-	    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
+	    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	/* Read whatever the socket has, up to READ_BUFFER, in one read(2),
+	 * not a record's header and then its body: a state sync moves
+	 * hundreds of MB in 16 KiB records. The buffers stay with the
+	 * session (a node has one per peer). */
+	SSL_CTX_set_read_ahead(t->ctx, 1);
+	SSL_CTX_set_default_read_buffer_len(t->ctx, READ_BUFFER);
 	rc = 0;
 out:
 	if (rc != 0) {

@@ -42,7 +42,7 @@
 /* A read through the mount of at least PREFETCH_MIN bytes also asks for
  * the PREFETCH_AHEAD bytes after it (ask_ahead()). */
 #define PREFETCH_MIN	(256 * 1024)
-#define PREFETCH_AHEAD	(16 * 1024 * 1024)
+#define PREFETCH_AHEAD	(4 * 1024 * 1024)
 #define READ_STEP	(1024 * 1024)	/* sfs_read's pieces at a time */
 
 static const uint8_t zero_chunk[SFS_CHUNK];
@@ -776,6 +776,25 @@ sfs_chunk_get(struct sfs_view *v, const uint8_t hash[32], void *buf,
 		return -ERANGE;
 	willneed(&val);
 	memcpy(buf, val.mv_data, val.mv_size);
+	*len = val.mv_size;
+	return 0;
+}
+
+int
+sfs_chunk_peek(struct sfs_view *v, const uint8_t hash[32], const void **p,
+    size_t *len)
+{
+	MDB_val key = { 32, (void *)hash }, val;
+	int r, rc;
+
+	if ((r = sfs_wb_flush(v)) != 0)
+		return r;
+	if ((rc = mdb_get(v->txn, v->s->chunks, &key, &val)) == MDB_NOTFOUND)
+		return -ENOENT;
+	if (rc != 0)
+		return -EIO;
+	willneed(&val);
+	*p = val.mv_data;
 	*len = val.mv_size;
 	return 0;
 }

@@ -161,6 +161,11 @@ int sfs_file_chunks(struct sfs_view *v, uint64_t ino, sfs_chunk_fn fn,
  * -ERANGE when size < its length. */
 int sfs_chunk_get(struct sfs_view *v, const uint8_t hash[32], void *buf,
     size_t size, size_t *len);
+/* The same without a copy: *p points at the stored bytes in the store's
+ * map, valid in a read-only view until it ends (asked for from disk,
+ * not yet read: see chunks.c). */
+int sfs_chunk_peek(struct sfs_view *v, const uint8_t hash[32],
+    const void **p, size_t *len);
 /* Store bytes (1..SFS_CHUNK) by hash (rw view); hash_out gets the hash for
  * the caller to check. All-zero bytes are a hole and are not stored. A
  * chunk no file references by commit time is dropped then. */

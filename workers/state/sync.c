@@ -535,35 +535,87 @@ out:
 	return r;
 }
 
+static size_t
+bin_size(size_t len)
+{
+	return len + (len < 256 ? 2 : len < 65536 ? 3 : 5);
+}
+
+/*
+ * A CHUNKS answer is most of what a sync moves, so it is built straight
+ * into the frame for the peer worker: the answer's size is known from
+ * the lookups first, the frame is allocated once at that size, and each
+ * chunk is copied once, from the store's map. It has the shape of every
+ * answer: {1: id, 2: ST_OK, 10: [bin or nil for each hash asked]}.
+ */
 static int
-serve_chunks(struct sfs_view *v, const msgpack_object *req,
-    msgpack_packer *pk, int *pairs)
+serve_chunks(struct sfs_view *v, const uint8_t from[32], uint64_t id,
+    const msgpack_object *req)
 {
 	const msgpack_object *h = hp_mpack_get(req, 6);
-	static uint8_t buf[SFS_CHUNK];
-	size_t n, len;
+	const void *p[SYNC_BATCH];
+	size_t len[SYNC_BATCH], n, size;
+	msgpack_sbuffer head;
+	msgpack_packer hp;
+	struct hp_frame f;
+	char *grown;
 
 	if (h == NULL || h->type != MSGPACK_OBJECT_BIN ||
 	    h->via.bin.size == 0 || h->via.bin.size % 32 != 0 ||
 	    h->via.bin.size / 32 > SYNC_BATCH)
 		return -EINVAL;
 	n = h->via.bin.size / 32;
-	msgpack_pack_uint32(pk, 10);
-	msgpack_pack_array(pk, n);
+	msgpack_sbuffer_init(&head);
+	msgpack_packer_init(&hp, &head, msgpack_sbuffer_write);
+	msgpack_pack_map(&hp, 3);
+	msgpack_pack_uint32(&hp, 1);
+	msgpack_pack_uint64(&hp, id);
+	msgpack_pack_uint32(&hp, 2);
+	msgpack_pack_uint32(&hp, ST_OK);
+	msgpack_pack_uint32(&hp, 10);
+	msgpack_pack_array(&hp, n);
+	size = head.size;
 	for (size_t i = 0; i < n; i++) {
-		const uint8_t *k = (const uint8_t *)h->via.bin.ptr + 32 * i;
-
-		if (sfs_chunk_get(v, k, buf, sizeof(buf), &len) != 0) {
-			msgpack_pack_nil(pk);
+		if (sfs_chunk_peek(v, (const uint8_t *)h->via.bin.ptr + 32 * i,
+		    &p[i], &len[i]) != 0)
+			p[i] = NULL;
+		size += p[i] == NULL ? 1 : bin_size(len[i]);
+	}
+	hp_frame_begin(&f, HP_MSG_PEER_SEND, 0, 0);
+	/* the frame header, this answer, and the envelope's 60-odd bytes */
+	if ((grown = realloc(f.sb.data, f.sb.size + bin_size(size) + 64)) ==
+	    NULL) {
+		hp_frame_free(&f);
+		msgpack_sbuffer_destroy(&head);
+		return -ENOMEM;
+	}
+	f.sb.data = grown;
+	f.sb.alloc = f.sb.size + bin_size(size) + 64;
+	msgpack_pack_map(&f.pk, 4);
+	msgpack_pack_uint32(&f.pk, 1);
+	msgpack_pack_uint32(&f.pk, HP_PT_STATE_RES);
+	msgpack_pack_uint32(&f.pk, 2);
+	msgpack_pack_bin(&f.pk, size);
+	msgpack_pack_bin_body(&f.pk, head.data, head.size);
+	msgpack_sbuffer_destroy(&head);
+	for (size_t i = 0; i < n; i++) {
+		if (p[i] == NULL) {
+			msgpack_pack_nil(&f.pk);
 			continue;
 		}
+		msgpack_pack_bin(&f.pk, len[i]);
+		msgpack_pack_bin_body(&f.pk, p[i], len[i]);
 		if (sy.corrupt)
-			buf[len / 2] ^= 0x5a;
-		msgpack_pack_bin(pk, len);
-		msgpack_pack_bin_body(pk, buf, len);
-		sy.served_bytes += len;
+			f.sb.data[f.sb.size - len[i] + len[i] / 2] ^= 0x5a;
+		sy.served_bytes += len[i];
 	}
-	*pairs = 1;
+	msgpack_pack_uint32(&f.pk, 3);
+	msgpack_pack_false(&f.pk);
+	msgpack_pack_uint32(&f.pk, 4);
+	msgpack_pack_bin(&f.pk, 32);
+	msgpack_pack_bin_body(&f.pk, from, 32);
+	hp_worker_send(HP_W_PEER, &f, -1);
+	sy.served++;
 	return 0;
 }
 
@@ -588,7 +640,14 @@ serve(const uint8_t from[32], const uint8_t *payload, size_t len)
 		msgpack_unpacked_destroy(&res);
 		return;
 	}
-	if (kind != K_CHUNKS) {
+	if (kind == K_CHUNKS && serve_chunks(v, from, id, &res.data) == 0) {
+		sfs_end(v);
+		msgpack_unpacked_destroy(&res);
+		return;
+	}
+	if (kind == K_CHUNKS) {
+		status = ST_UNAVAILABLE;
+	} else {
 		path = hp_mpack_get(&res.data, 3);
 		hash = hp_mpack_get(&res.data, 4);
 		if (path == NULL || path->type != MSGPACK_OBJECT_STR ||
@@ -605,10 +664,8 @@ serve(const uint8_t from[32], const uint8_t *payload, size_t len)
 	if (status == ST_OK) {
 		if (kind == K_DIR)
 			r = serve_dir(v, ino, &res.data, &bp, &pairs);
-		else if (kind == K_FILE)
-			r = serve_file(v, ino, &res.data, &bp, &pairs);
 		else
-			r = serve_chunks(v, &res.data, &bp, &pairs);
+			r = serve_file(v, ino, &res.data, &bp, &pairs);
 		if (r != 0)
 			status = ST_UNAVAILABLE;
 	}
