@@ -722,6 +722,137 @@ hashed_cb(void *arg, const char *name, mode_t mode, uint64_t size,
 	return 0;
 }
 
+/*
+ * Chunks stored with their copy left for later (state sync): batches
+ * staged and written on the store's second thread, the caller's buffer
+ * reused at once, a batch too large to stage written in place, small
+ * and all-zero chunks, a duplicate; files set from them read back the
+ * bytes; an aborted session leaves none of them; a deleted chunk waits
+ * for its write. sfs_verify (teardown) rehashes every stored byte.
+ */
+#define LATER_N	100
+
+static void
+test_chunk_copy_later(void **state)
+{
+	struct sfs *s = *state;
+	struct sfs_view *v;
+	struct sfs_later later[70];
+	struct sfs_attr a;
+	uint8_t *orig = malloc((size_t)LATER_N * SFS_CHUNK);
+	uint8_t *net = malloc(70 * SFS_CHUNK), *back = malloc(SFS_CHUNK);
+	uint8_t (*h)[32] = calloc(LATER_N, 32), zh[32];
+	size_t got, at;
+	uint64_t f;
+	int batch[] = { 32, 32, 1, 35 };
+
+	assert_non_null(orig);
+	assert_non_null(net);
+	assert_non_null(back);
+	assert_non_null(h);
+	srand(7);
+	for (size_t i = 0; i < (size_t)LATER_N * SFS_CHUNK; i++)
+		orig[i] = (uint8_t)rand();
+	for (int i = 0; i < LATER_N; i++)
+		hp_hash(orig + (size_t)i * SFS_CHUNK, SFS_CHUNK, h[i]);
+
+	/* Late writes are slow: whatever reads them must wait for them. */
+	OK(sfs_test_slow_copies(s, 30));
+	OK(sfs_begin_rw(s, &v));
+	at = 0;
+	for (size_t b = 0; b < sizeof(batch) / sizeof(batch[0]); b++) {
+		/* The bytes arrive in a buffer the caller reuses. */
+		memcpy(net, orig + at * SFS_CHUNK, (size_t)batch[b] * SFS_CHUNK);
+		for (int i = 0; i < batch[b]; i++)
+			OK(sfs_chunk_put_later(v, net + (size_t)i * SFS_CHUNK,
+			    SFS_CHUNK, h[at + i], &later[i]));
+		OK(sfs_chunk_copy(v, later, (size_t)batch[b]));
+		memset(net, 0xee, (size_t)batch[b] * SFS_CHUNK);
+		at += (size_t)batch[b];
+	}
+	assert_int_equal(at, LATER_N);
+	/* One call with more pieces than a stage holds, a duplicate among
+	 * them; a small chunk (copied at once) and a hole. */
+	for (int i = 0; i < 70; i++) {
+		memcpy(net + (size_t)i * SFS_CHUNK,
+		    orig + (size_t)(i % 40) * SFS_CHUNK, SFS_CHUNK);
+		OK(sfs_chunk_put_later(v, net + (size_t)i * SFS_CHUNK,
+		    SFS_CHUNK, h[i % 40], &later[i]));
+		assert_int_equal(later[i].len, 0);	/* stored already */
+	}
+	OK(sfs_chunk_copy(v, later, 70));
+	memset(back, 0, SFS_CHUNK);
+	hp_hash(back, 100, zh);
+	OK(sfs_chunk_put_later(v, back, 100, zh, &later[0]));
+	assert_int_equal(later[0].len, 0);		/* a hole */
+	memset(back, 3, 100);
+	hp_hash(back, 100, zh);
+	OK(sfs_chunk_put_later(v, back, 100, zh, &later[0]));
+	assert_int_equal(later[0].len, 0);		/* in a leaf: now */
+	OK(sfs_chunk_copy(v, later, 1));
+	OK(sfs_chunk_get(v, zh, back, SFS_CHUNK, &got));
+	assert_int_equal(got, 100);
+	assert_int_equal(back[99], 3);
+
+	OK(sfs_create(v, SFS_STATE_INO, "f", 0644, &a));
+	f = a.ino;
+	OK(sfs_file_set(v, f, (uint64_t)LATER_N * SFS_CHUNK, 0644,
+	    (const uint8_t (*)[32])h, LATER_N));
+	for (int i = 0; i < LATER_N; i++) {
+		assert_int_equal(sfs_read(v, f, (uint64_t)i * SFS_CHUNK,
+		    SFS_CHUNK, back), SFS_CHUNK);
+		assert_memory_equal(back, orig + (size_t)i * SFS_CHUNK,
+		    SFS_CHUNK);
+	}
+	/* Unreferencing a file's chunks deletes them right after their
+	 * late writes (the session is still the same). */
+	memcpy(net, orig, 32 * SFS_CHUNK);
+	OK(sfs_unlink(v, SFS_STATE_INO, "f"));
+	for (int i = 0; i < 32; i++)
+		OK(sfs_chunk_put_later(v, net + (size_t)i * SFS_CHUNK,
+		    SFS_CHUNK, h[i], &later[i]));
+	OK(sfs_chunk_copy(v, later, 32));
+	OK(sfs_create(v, SFS_STATE_INO, "g", 0644, &a));
+	OK(sfs_file_set(v, a.ino, 32 * SFS_CHUNK, 0644,
+	    (const uint8_t (*)[32])h, 32));
+	commit(v);
+
+	/* Staged, then aborted: nothing of it is left. */
+	OK(sfs_begin_rw(s, &v));
+	memcpy(net, orig + 40 * SFS_CHUNK, 32 * SFS_CHUNK);
+	for (int i = 0; i < 32; i++)
+		OK(sfs_chunk_put_later(v, net + (size_t)i * SFS_CHUNK,
+		    SFS_CHUNK, h[40 + i], &later[i]));
+	OK(sfs_chunk_copy(v, later, 32));
+	sfs_abort(v);
+	OK(sfs_begin_ro(s, &v));
+	assert_int_equal(sfs_chunk_get(v, h[40], back, SFS_CHUNK, &got),
+	    -ENOENT);
+	OK(sfs_chunk_get(v, h[31], back, SFS_CHUNK, &got));
+	assert_memory_equal(back, orig + 31 * SFS_CHUNK, SFS_CHUNK);
+	sfs_end(v);
+	/* The next session gets the aborted one's places: a write that
+	 * landed after the abort would spoil what is stored there now
+	 * (sfs_verify in teardown). */
+	OK(sfs_begin_rw(s, &v));
+	for (int i = 72; i < LATER_N; i++)
+		OK(sfs_chunk_put_hashed(v, orig + (size_t)i * SFS_CHUNK,
+		    SFS_CHUNK, h[i]));
+	OK(sfs_create(v, SFS_STATE_INO, "k", 0644, &a));
+	OK(sfs_file_set(v, a.ino, (uint64_t)(LATER_N - 72) * SFS_CHUNK, 0644,
+	    (const uint8_t (*)[32])h + 72, LATER_N - 72));
+	commit(v);
+	{
+		struct timespec ts = { 0, 300 * 1000000L };
+
+		nanosleep(&ts, NULL);
+	}
+	free(orig);
+	free(net);
+	free(back);
+	free(h);
+}
+
 static void
 test_sync_calls(void **state)
 {
@@ -1112,6 +1243,8 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_map_full, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refcounts, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_chunk_copy_later, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_sync_calls, setup,
 		    teardown),

@@ -44,6 +44,9 @@
 #define PREFETCH_MIN	(256 * 1024)
 #define PREFETCH_AHEAD	(4 * 1024 * 1024)
 #define READ_STEP	(1024 * 1024)	/* sfs_read's pieces at a time */
+/* A chunk this large always has overflow pages of its own in LMDB (the
+ * largest value a 4 KiB leaf holds is under 2 KiB). */
+#define LATER_MIN	4096
 
 static const uint8_t zero_chunk[SFS_CHUNK];
 
@@ -116,8 +119,11 @@ static int
 chunk_delete(struct sfs_view *v, const uint8_t hash[32])
 {
 	MDB_val key = { 32, (void *)hash };
-	int rc;
+	int r, rc;
 
+	/* Its pages may be handed out again in this transaction. */
+	if ((r = sfs_copy_drain(v)) != 0)
+		return r;
 	if ((rc = mdb_del(v->txn, v->s->refs, &key, NULL)) != 0 ||
 	    (rc = mdb_del(v->txn, v->s->chunks, &key, NULL)) != 0)
 		return sfs_lmdb_err(v, "chunk delete", rc);
@@ -166,7 +172,7 @@ sfs_chunk_unref(struct sfs_view *v, const uint8_t hash[32])
 /* Store bytes under their hash (or find them stored) with one more ref. */
 static int
 chunk_store(struct sfs_view *v, const uint8_t hash[32], const void *data,
-    size_t len, uint64_t refs)
+    size_t len, uint64_t refs, struct sfs_later *later)
 {
 	MDB_val key = { 32, (void *)hash }, val = { len, (void *)data };
 	uint64_t n;
@@ -183,7 +189,14 @@ chunk_store(struct sfs_view *v, const uint8_t hash[32], const void *data,
 	if ((rc = mdb_put(v->txn, v->s->chunks, &key, &val, MDB_RESERVE)) != 0)
 		return sfs_lmdb_err(v, "chunk put", rc);
 	sfs_tail_seen(v, val.mv_data, len);
-	if ((r = sfs_map_write(v, val.mv_data, data, len)) != 0)
+	/* Only bytes on pages of their own (LMDB's overflow pages) stay
+	 * where they are while other values are put; small ones live in
+	 * a B-tree leaf and go in now. */
+	if (later != NULL && len >= LATER_MIN) {
+		later->dst = val.mv_data;
+		later->src = data;
+		later->len = len;
+	} else if ((r = sfs_map_write(v, val.mv_data, data, len)) != 0)
 		return r;
 	return refs_set(v, hash, refs);
 }
@@ -309,7 +322,7 @@ set_chunk(struct sfs_view *v, struct sfs_inode *n, uint64_t idx,
 		if ((rc = mdb_del(v->txn, v->s->fchunks, &key, NULL)) != 0)
 			return sfs_lmdb_err(v, "chunk list del", rc);
 	} else {
-		if ((r = chunk_store(v, h, data, len, 1)) != 0)
+		if ((r = chunk_store(v, h, data, len, 1, NULL)) != 0)
 			return r;
 		if ((rc = mdb_put(v->txn, v->s->fchunks, &key, &val, 0)) != 0)
 			return sfs_lmdb_err(v, "chunk list put", rc);
@@ -462,6 +475,8 @@ sfs_wb_flush(struct sfs_view *v)
 	struct sfs_inode *n;
 	int r;
 
+	if ((r = sfs_copy_drain(v)) != 0)
+		return r;
 	if (!v->wb_used)
 		return 0;
 	if ((n = malloc(sizeof(*n))) == NULL)
@@ -802,14 +817,16 @@ sfs_chunk_peek(struct sfs_view *v, const uint8_t hash[32], const void **p,
 /* Store bytes under hash with no reference, listed in "pending". */
 static int
 chunk_put(struct sfs_view *v, const void *bytes, size_t len,
-    const uint8_t hash[32])
+    const uint8_t hash[32], struct sfs_later *later)
 {
 	MDB_val key = { 32, (void *)hash }, val = { 0, NULL };
 	int r, rc;
 
+	if (later != NULL)
+		later->len = 0;
 	if (all_zero(bytes, len))
 		return 0;
-	if ((r = chunk_store(v, hash, bytes, len, 0)) != 0)
+	if ((r = chunk_store(v, hash, bytes, len, 0, later)) != 0)
 		return r;
 	if ((rc = mdb_put(v->txn, v->s->pending, &key, &val, 0)) != 0)
 		return sfs_lmdb_err(v, "pending put", rc);
@@ -825,7 +842,7 @@ chunk_put_check(struct sfs_view *v, size_t len)
 		return -EIO;
 	if (len == 0 || len > SFS_CHUNK)
 		return -EINVAL;
-	return sfs_wb_flush(v);
+	return v->wb_used ? sfs_wb_flush(v) : 0;
 }
 
 int
@@ -837,7 +854,7 @@ sfs_chunk_put(struct sfs_view *v, const void *bytes, size_t len,
 	if ((r = chunk_put_check(v, len)) != 0)
 		return r;
 	sfs_hash_count(v->s, bytes, len, hash_out);
-	return chunk_put(v, bytes, len, hash_out);
+	return chunk_put(v, bytes, len, hash_out, NULL);
 }
 
 int
@@ -848,7 +865,19 @@ sfs_chunk_put_hashed(struct sfs_view *v, const void *bytes, size_t len,
 
 	if ((r = chunk_put_check(v, len)) != 0)
 		return r;
-	return chunk_put(v, bytes, len, hash);
+	return chunk_put(v, bytes, len, hash, NULL);
+}
+
+int
+sfs_chunk_put_later(struct sfs_view *v, const void *bytes, size_t len,
+    const uint8_t hash[32], struct sfs_later *later)
+{
+	int r;
+
+	later->len = 0;
+	if ((r = chunk_put_check(v, len)) != 0)
+		return r;
+	return chunk_put(v, bytes, len, hash, later);
 }
 
 int

@@ -431,7 +431,7 @@ static const int state_syscalls[] = {
 	SCMP_SYS(pread64), SCMP_SYS(pwrite64), SCMP_SYS(pwritev),
 	SCMP_SYS(fdatasync), SCMP_SYS(fsync), SCMP_SYS(msync),
 	SCMP_SYS(ftruncate), SCMP_SYS(fallocate), SCMP_SYS(flock),
-	SCMP_SYS(sync_file_range),
+	SCMP_SYS(sync_file_range), SCMP_SYS(fadvise64),
 	SCMP_SYS(mincore),
 	SCMP_SYS(dup3),
 };

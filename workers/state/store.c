@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1079,20 +1080,32 @@ sfs_tail_seen(struct sfs_view *v, const void *p, size_t len)
  */
 #define WRITEBACK_STEP	(8u << 20)
 
+/* 1 when [*from, *hi) was just handed to writeback. */
+static int
+writeback_range(struct sfs *s, uint64_t *lo, uint64_t *hi, uint64_t off,
+    size_t len, uint64_t *from)
+{
+	if (*hi == *lo)
+		*lo = *hi = off;
+	if (off < *lo)
+		*lo = off;
+	if (off + len > *hi)
+		*hi = off + len;
+	if (*hi - *lo < WRITEBACK_STEP)
+		return 0;
+	(void)sync_file_range(s->fd, (off_t)*lo, (off_t)(*hi - *lo),
+	    SYNC_FILE_RANGE_WRITE);
+	*from = *lo;
+	*lo = *hi;
+	return 1;
+}
+
 static void
 writeback(struct sfs *s, uint64_t off, size_t len)
 {
-	if (s->wb_hi == s->wb_lo)
-		s->wb_lo = s->wb_hi = off;
-	if (off < s->wb_lo)
-		s->wb_lo = off;
-	if (off + len > s->wb_hi)
-		s->wb_hi = off + len;
-	if (s->wb_hi - s->wb_lo < WRITEBACK_STEP)
-		return;
-	(void)sync_file_range(s->fd, (off_t)s->wb_lo,
-	    (off_t)(s->wb_hi - s->wb_lo), SYNC_FILE_RANGE_WRITE);
-	s->wb_lo = s->wb_hi;
+	uint64_t from;
+
+	(void)writeback_range(s, &s->wb_lo, &s->wb_hi, off, len, &from);
 }
 
 /*
@@ -1102,10 +1115,9 @@ writeback(struct sfs *s, uint64_t off, size_t len)
  * 4 KiB, and a full disk is -ENOSPC here. The commit's flush covers them
  * with LMDB's own pages.
  */
-int
-sfs_map_write(struct sfs_view *v, void *dst, const void *src, size_t len)
+static int
+map_pwrite(struct sfs *s, void *dst, const void *src, size_t len)
 {
-	struct sfs *s = v->s;
 	const uint8_t *p = src;
 	off_t off;
 	ssize_t n;
@@ -1119,17 +1131,286 @@ sfs_map_write(struct sfs_view *v, void *dst, const void *src, size_t len)
 		if ((n = pwrite(s->fd, p, len, off)) < 0) {
 			if (errno == EINTR)
 				continue;
-			v->broken = 1;
-			if (errno == ENOSPC || errno == EDQUOT)
-				return -ENOSPC;
-			log_warn("statefs: write to the store");
-			return -EIO;
+			return errno == ENOSPC || errno == EDQUOT ? -ENOSPC :
+			    -errno;
 		}
-		writeback(s, (uint64_t)off, (size_t)n);
 		p += n;
 		off += n;
 		len -= (size_t)n;
 	}
+	return 0;
+}
+
+static int
+map_written(struct sfs_view *v, void *dst, size_t len, int r)
+{
+	if (r != 0) {
+		v->broken = 1;
+		if (r == -ENOSPC)
+			return r;
+		errno = -r;
+		log_warn("statefs: write to the store");
+		return -EIO;
+	}
+	if (v->s->map != NULL)
+		writeback(v->s, (uint64_t)((uint8_t *)dst - v->s->map), len);
+	return 0;
+}
+
+int
+sfs_map_write(struct sfs_view *v, void *dst, const void *src, size_t len)
+{
+	return map_written(v, dst, len, map_pwrite(v->s, dst, src, len));
+}
+
+/*
+ * Copying behind. Filling fresh page cache is most of what storing a
+ * synced chunk costs (the bytes were just hashed; the pages they go to
+ * are new to the machine), and on the worker's thread it would hold up
+ * the next response. sfs_chunk_copy copies a batch into one of a few
+ * staging buffers, which stay allocated and so cost no fresh memory, and
+ * a second thread writes them into the data file while the worker goes
+ * on. Only that thread writes staged bytes, so the writes never wait on
+ * each other for the file's lock; it calls nothing but pwrite(2) and
+ * sync_file_range(2), and LMDB stays on the worker's thread.
+ *
+ * A staged write must land before anything could see or reuse its
+ * place: sfs_copy_drain waits for all of them, and runs before every
+ * call that reads chunk bytes (through sfs_wb_flush), before a chunk is
+ * deleted (its pages could be handed out again in the same
+ * transaction), at commit and at abort. A failed write is kept and
+ * returned by the next sfs_chunk_copy or drain; the view is then broken.
+ */
+#define STAGE_BUFS	3
+#define STAGE_BYTES	(2u << 20)	/* one sync response's chunks */
+#define STAGE_PIECES	64
+#define DROP_LAG	3
+
+struct stage {
+	uint8_t *buf;
+	struct sfs_later l[STAGE_PIECES];
+	size_t n;
+};
+
+struct sfs_copier {
+	pthread_t th;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct sfs *s;
+	struct stage st[STAGE_BUFS];
+	unsigned head, tail;		/* stages queued: [tail, head) */
+	int busy;			/* the thread is writing st[tail] */
+	int stop, r;
+	unsigned slow_ms;		/* tests: wait this long per stage */
+	uint64_t wb_lo, wb_hi;		/* the thread's own writeback() */
+	uint64_t gone_lo[DROP_LAG], gone_hi[DROP_LAG];
+	unsigned ngone;			/* ranges handed to writeback */
+};
+
+/*
+ * Dropping behind. New page cache is expensive where the machine's
+ * memory is handed back to its host while free (first use of each page
+ * faults in the host: on the development VM, writing 2 GiB into fresh
+ * pages costs four times the CPU of writing them into pages just
+ * freed). Synced bytes are not read again soon, so once a range handed
+ * to writeback is DROP_LAG ranges behind, the thread drops its pages
+ * (POSIX_FADV_DONTNEED: clean pages only; dirty, mapped or still
+ * written ones stay), and the pages freed are the ones the next writes
+ * get. A synced state is thus read back from disk, not kept in memory.
+ */
+static void
+drop_behind(struct sfs_copier *c, uint64_t lo, uint64_t hi)
+{
+	unsigned k = c->ngone++ % DROP_LAG;
+
+	if (c->ngone > DROP_LAG)
+		(void)posix_fadvise(c->s->fd, (off_t)c->gone_lo[k],
+		    (off_t)(c->gone_hi[k] - c->gone_lo[k]),
+		    POSIX_FADV_DONTNEED);
+	c->gone_lo[k] = lo;
+	c->gone_hi[k] = hi;
+}
+
+static void *
+copier_main(void *arg)
+{
+	struct sfs_copier *c = arg;
+	struct stage *st;
+	uint64_t from;
+	int r;
+
+	pthread_mutex_lock(&c->mu);
+	for (;;) {
+		while (c->tail == c->head && !c->stop)
+			pthread_cond_wait(&c->cv, &c->mu);
+		if (c->tail == c->head)
+			break;
+		st = &c->st[c->tail % STAGE_BUFS];
+		c->busy = 1;
+		pthread_mutex_unlock(&c->mu);
+		if (c->slow_ms > 0) {
+			struct timespec ts = { 0, (long)c->slow_ms * 1000000 };
+
+			nanosleep(&ts, NULL);
+		}
+		r = 0;
+		for (size_t i = 0; i < st->n && r == 0; i++) {
+			r = map_pwrite(c->s, st->l[i].dst, st->l[i].src,
+			    st->l[i].len);
+			if (r == 0 && writeback_range(c->s, &c->wb_lo,
+			    &c->wb_hi, (uint64_t)((uint8_t *)st->l[i].dst -
+			    c->s->map), st->l[i].len, &from))
+				drop_behind(c, from, c->wb_hi);
+		}
+		pthread_mutex_lock(&c->mu);
+		if (r != 0 && c->r == 0)
+			c->r = r;
+		c->busy = 0;
+		c->tail++;
+		pthread_cond_broadcast(&c->cv);
+	}
+	pthread_mutex_unlock(&c->mu);
+	return NULL;
+}
+
+static struct sfs_copier *
+copier(struct sfs *s)
+{
+	struct sfs_copier *c;
+	int i;
+
+	if (s->copier != NULL || s->map == NULL || s->no_copier)
+		return s->copier;
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		return NULL;
+	c->s = s;
+	for (i = 0; i < STAGE_BUFS; i++)
+		if ((c->st[i].buf = malloc(STAGE_BYTES)) == NULL)
+			break;
+	if (i < STAGE_BUFS || pthread_mutex_init(&c->mu, NULL) != 0)
+		goto fail;
+	if (pthread_cond_init(&c->cv, NULL) != 0) {
+		pthread_mutex_destroy(&c->mu);
+		goto fail;
+	}
+	if (pthread_create(&c->th, NULL, copier_main, c) != 0) {
+		pthread_cond_destroy(&c->cv);
+		pthread_mutex_destroy(&c->mu);
+		goto fail;
+	}
+	s->copier = c;
+	return c;
+fail:
+	log_warnx("statefs: no thread for writing synced chunks behind;"
+	    " writing them on the worker's");
+	for (i = 0; i < STAGE_BUFS; i++)
+		free(c->st[i].buf);
+	free(c);
+	s->no_copier = 1;
+	return NULL;
+}
+
+static void
+copier_stop(struct sfs *s)
+{
+	struct sfs_copier *c = s->copier;
+
+	if (c == NULL)
+		return;
+	pthread_mutex_lock(&c->mu);
+	c->stop = 1;
+	pthread_cond_broadcast(&c->cv);
+	pthread_mutex_unlock(&c->mu);
+	pthread_join(c->th, NULL);
+	pthread_cond_destroy(&c->cv);
+	pthread_mutex_destroy(&c->mu);
+	for (int i = 0; i < STAGE_BUFS; i++)
+		free(c->st[i].buf);
+	free(c);
+	s->copier = NULL;
+}
+
+/* Wait until at most `left` stages are queued or being written; the
+ * first failed write since the last call, if any. */
+static int
+copier_wait(struct sfs_copier *c, unsigned left)
+{
+	int r;
+
+	pthread_mutex_lock(&c->mu);
+	while (c->head - c->tail > left)
+		pthread_cond_wait(&c->cv, &c->mu);
+	r = c->r;
+	c->r = 0;
+	pthread_mutex_unlock(&c->mu);
+	return r;
+}
+
+int
+sfs_test_slow_copies(struct sfs *s, unsigned ms)
+{
+	struct sfs_copier *c = copier(s);
+
+	if (c == NULL)
+		return -1;
+	pthread_mutex_lock(&c->mu);
+	c->slow_ms = ms;
+	pthread_mutex_unlock(&c->mu);
+	return 0;
+}
+
+int
+sfs_copy_drain(struct sfs_view *v)
+{
+	int r;
+
+	if (v->s->copier == NULL || !v->rw)
+		return 0;
+	if ((r = copier_wait(v->s->copier, 0)) != 0)
+		return map_written(v, NULL, 0, r);
+	return 0;
+}
+
+int
+sfs_chunk_copy(struct sfs_view *v, const struct sfs_later *l, size_t n)
+{
+	struct sfs_copier *c;
+	struct stage *st;
+	size_t total = 0, at = 0;
+	int r;
+
+	for (size_t i = 0; i < n; i++)
+		total += l[i].len;
+	if (total == 0)
+		return 0;
+	if (v->broken)
+		return -EIO;
+	if (n > STAGE_PIECES || total > STAGE_BYTES ||
+	    (c = copier(v->s)) == NULL) {
+		for (size_t i = 0; i < n; i++)
+			if (l[i].len > 0 && (r = sfs_map_write(v, l[i].dst,
+			    l[i].src, l[i].len)) != 0)
+				return r;
+		return 0;
+	}
+	/* A free stage: the thread holds at most STAGE_BUFS - 1 others. */
+	if ((r = copier_wait(c, STAGE_BUFS - 1)) != 0)
+		return map_written(v, NULL, 0, r);
+	st = &c->st[c->head % STAGE_BUFS];
+	st->n = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (l[i].len == 0)
+			continue;
+		memcpy(st->buf + at, l[i].src, l[i].len);
+		st->l[st->n].dst = l[i].dst;
+		st->l[st->n].src = st->buf + at;
+		st->l[st->n++].len = l[i].len;
+		at += l[i].len;
+	}
+	pthread_mutex_lock(&c->mu);
+	c->head++;
+	pthread_cond_broadcast(&c->cv);
+	pthread_mutex_unlock(&c->mu);
 	return 0;
 }
 
@@ -1224,6 +1505,7 @@ sfs_close(struct sfs *s)
 {
 	if (s == NULL)
 		return;
+	copier_stop(s);
 	mdb_env_close(s->env);
 	free(s);
 }
@@ -1359,6 +1641,7 @@ sfs_abort(struct sfs_view *v)
 		return;
 	}
 	s = v->s;
+	(void)sfs_copy_drain(v);	/* no write may land after the abort */
 	mdb_txn_abort(v->txn);
 	view_free(v);
 	__atomic_store_n(&s->rw_open, 0, __ATOMIC_RELEASE);

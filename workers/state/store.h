@@ -177,6 +177,21 @@ int sfs_chunk_put(struct sfs_view *v, const void *bytes, size_t len,
  * corrupts the store. */
 int sfs_chunk_put_hashed(struct sfs_view *v, const void *bytes, size_t len,
     const uint8_t hash[32]);
+/* The same, leaving the copy of a large chunk's bytes to the caller:
+ * *later says what is still to copy (len 0: nothing), and sfs_chunk_copy
+ * must copy it before any other call on the view. State sync stores a
+ * response's chunks this way and copies them all at once, on two threads
+ * (store.c, "Copying on two threads"). */
+struct sfs_later {
+	void *dst;
+	const void *src;
+	size_t len;
+};
+int sfs_chunk_put_later(struct sfs_view *v, const void *bytes, size_t len,
+    const uint8_t hash[32], struct sfs_later *later);
+int sfs_chunk_copy(struct sfs_view *v, const struct sfs_later *l, size_t n);
+/* Tests: the second thread waits ms before each batch it writes. */
+int sfs_test_slow_copies(struct sfs *s, unsigned ms);
 /* Replace a regular file's content and mode bits (mode & 07777) with
  * chunks already stored; nchunks must be ceil(size/SFS_CHUNK), a zero
  * hash of the chunk's length is a hole. -ENOENT when a chunk is missing,

@@ -43,6 +43,8 @@ struct sfs {
 	uint64_t tail0, tail;		/* the rw view's tail at its start, and
 					 * as last seen */
 	uint64_t wb_lo, wb_hi;		/* written since writeback was started */
+	struct sfs_copier *copier;	/* sfs_chunk_copy's second thread */
+	int no_copier;			/* it could not be started */
 };
 
 /* A readdir position that left its directory during this session. */
@@ -91,6 +93,7 @@ uint64_t sfs_now_ns(void);
 int sfs_room(struct sfs_view *v, size_t len);
 void sfs_tail_seen(struct sfs_view *v, const void *p, size_t len);
 int sfs_map_write(struct sfs_view *v, void *dst, const void *src, size_t len);
+int sfs_copy_drain(struct sfs_view *v);
 
 /* chunks.c */
 uint64_t sfs_nchunks(uint64_t size);

@@ -1693,8 +1693,10 @@ on_chunks(struct req *r, int peer, int status, const msgpack_object *res)
 {
 	const msgpack_object *arr = hp_mpack_get(res, 10);
 	struct item *done[SYNC_BATCH * 4];
+	struct sfs_later later[SYNC_BATCH];
+	struct want *got[SYNC_BATCH];
 	uint8_t h[32];
-	int ndone = 0;
+	int ndone = 0, ngot = 0;
 
 	if (status != ST_OK || arr == NULL ||
 	    arr->type != MSGPACK_OBJECT_ARRAY ||
@@ -1733,23 +1735,32 @@ on_chunks(struct req *r, int peer, int status, const msgpack_object *res)
 			want_requeue(w, peer);
 			continue;
 		}
-		if ((rc = sfs_chunk_put_hashed(sy.rw, o->via.bin.ptr,
-		    o->via.bin.size, h)) != 0) {
+		/* The bytes are copied into the store below, all at once. */
+		if ((rc = sfs_chunk_put_later(sy.rw, o->via.bin.ptr,
+		    o->via.bin.size, h, &later[ngot])) != 0) {
 			fail("cannot store a chunk");
 			return;
 		}
+		got[ngot++] = w;
 		sy.bytes += o->via.bin.size;
 		sy.chunks++;
 		sy.verified++;
 		sy.peers[peer].bytes += o->via.bin.size;
 		sy.peers[peer].pieces++;
-		for (struct waiter *wt = w->waiters; wt != NULL; wt = wt->next) {
+	}
+	if (sfs_chunk_copy(sy.rw, later, (size_t)ngot) != 0) {
+		fail("cannot store a chunk");
+		return;
+	}
+	for (int i = 0; i < ngot; i++) {
+		for (struct waiter *wt = got[i]->waiters; wt != NULL;
+		    wt = wt->next) {
 			wt->it->fresh++;
 			if (--wt->it->missing == 0 &&
 			    ndone < (int)(sizeof(done) / sizeof(done[0])))
 				done[ndone++] = wt->it;
 		}
-		want_free(w, 1);
+		want_free(got[i], 1);
 	}
 	for (int i = 0; i < ndone && sy.active; i++)
 		finish_file(done[i]);
