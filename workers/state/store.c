@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1277,7 +1278,8 @@ static struct sfs_copier *
 copier(struct sfs *s)
 {
 	struct sfs_copier *c;
-	int i;
+	sigset_t all, old;
+	int i, rc;
 
 	if (s->copier != NULL || s->map == NULL || s->no_copier)
 		return s->copier;
@@ -1293,7 +1295,12 @@ copier(struct sfs *s)
 		pthread_mutex_destroy(&c->mu);
 		goto fail;
 	}
-	if (pthread_create(&c->th, NULL, copier_main, c) != 0) {
+	/* Signals stay with the worker's thread. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	rc = pthread_create(&c->th, NULL, copier_main, c);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc != 0) {
 		pthread_cond_destroy(&c->cv);
 		pthread_mutex_destroy(&c->mu);
 		goto fail;
