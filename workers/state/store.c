@@ -1080,23 +1080,42 @@ sfs_tail_seen(struct sfs_view *v, const void *p, size_t len)
  * stopping the worker while all of it is written.
  */
 #define WRITEBACK_STEP	(8u << 20)
+#define WRITEBACK_GAP	(1u << 20)
 
-/* 1 when [*from, *hi) was just handed to writeback. */
+/*
+ * Add [off, off + len) to the range [*lo, *hi) and hand the range to
+ * writeback once it spans WRITEBACK_STEP bytes; with split, also when
+ * this write lies more than WRITEBACK_GAP away from it (the write then
+ * starts the next range), so that a range never spans what others
+ * wrote. 1 when [*from, *to) was just handed over.
+ */
 static int
 writeback_range(struct sfs *s, uint64_t *lo, uint64_t *hi, uint64_t off,
-    size_t len, uint64_t *from)
+    size_t len, int split, uint64_t *from, uint64_t *to)
 {
+	int out = 0;
+
+	if (split && *hi > *lo && (off > *hi + WRITEBACK_GAP ||
+	    off + len + WRITEBACK_GAP < *lo)) {
+		(void)sync_file_range(s->fd, (off_t)*lo, (off_t)(*hi - *lo),
+		    SYNC_FILE_RANGE_WRITE);
+		*from = *lo;
+		*to = *hi;
+		*lo = *hi = off;
+		out = 1;
+	}
 	if (*hi == *lo)
 		*lo = *hi = off;
 	if (off < *lo)
 		*lo = off;
 	if (off + len > *hi)
 		*hi = off + len;
-	if (*hi - *lo < WRITEBACK_STEP)
-		return 0;
+	if (out || *hi - *lo < WRITEBACK_STEP)
+		return out;
 	(void)sync_file_range(s->fd, (off_t)*lo, (off_t)(*hi - *lo),
 	    SYNC_FILE_RANGE_WRITE);
 	*from = *lo;
+	*to = *hi;
 	*lo = *hi;
 	return 1;
 }
@@ -1104,9 +1123,10 @@ writeback_range(struct sfs *s, uint64_t *lo, uint64_t *hi, uint64_t off,
 static void
 writeback(struct sfs *s, uint64_t off, size_t len)
 {
-	uint64_t from;
+	uint64_t from, to;
 
-	(void)writeback_range(s, &s->wb_lo, &s->wb_hi, off, len, &from);
+	(void)writeback_range(s, &s->wb_lo, &s->wb_hi, off, len, 0, &from,
+	    &to);
 }
 
 /*
@@ -1185,7 +1205,8 @@ sfs_map_write(struct sfs_view *v, void *dst, const void *src, size_t len)
 #define STAGE_BUFS	3
 #define STAGE_BYTES	(2u << 20)	/* one sync response's chunks */
 #define STAGE_PIECES	64
-#define DROP_LAG	3
+#define DROP_BEHIND	(24u << 20)	/* drop what is this far behind */
+#define DROP_RANGES	64
 
 struct stage {
 	uint8_t *buf;
@@ -1204,8 +1225,11 @@ struct sfs_copier {
 	int stop, r;
 	unsigned slow_ms;		/* tests: wait this long per stage */
 	uint64_t wb_lo, wb_hi;		/* the thread's own writeback() */
-	uint64_t gone_lo[DROP_LAG], gone_hi[DROP_LAG];
-	unsigned ngone;			/* ranges handed to writeback */
+	struct gone {			/* ranges handed to writeback */
+		uint64_t lo, hi, at;
+	} gone[DROP_RANGES];
+	unsigned ghead, gtail;
+	uint64_t handed;		/* bytes handed to writeback */
 };
 
 /*
@@ -1214,7 +1238,7 @@ struct sfs_copier {
  * faults in the host: on the development VM, writing 2 GiB into fresh
  * pages costs four times the CPU of writing them into pages just
  * freed). Synced bytes are not read again soon, so once a range handed
- * to writeback is DROP_LAG ranges behind, the thread drops its pages
+ * to writeback is DROP_BEHIND bytes behind, the thread drops its pages
  * (POSIX_FADV_DONTNEED: clean pages only; dirty, mapped or still
  * written ones stay), and the pages freed are the ones the next writes
  * get. A synced state is thus read back from disk, not kept in memory.
@@ -1222,14 +1246,20 @@ struct sfs_copier {
 static void
 drop_behind(struct sfs_copier *c, uint64_t lo, uint64_t hi)
 {
-	unsigned k = c->ngone++ % DROP_LAG;
+	struct gone *g;
 
-	if (c->ngone > DROP_LAG)
-		(void)posix_fadvise(c->s->fd, (off_t)c->gone_lo[k],
-		    (off_t)(c->gone_hi[k] - c->gone_lo[k]),
-		    POSIX_FADV_DONTNEED);
-	c->gone_lo[k] = lo;
-	c->gone_hi[k] = hi;
+	c->handed += hi - lo;
+	g = &c->gone[c->ghead++ % DROP_RANGES];
+	g->lo = lo;
+	g->hi = hi;
+	g->at = c->handed;
+	while (c->ghead - c->gtail == DROP_RANGES ||
+	    (c->ghead != c->gtail &&
+	    c->handed - c->gone[c->gtail % DROP_RANGES].at >= DROP_BEHIND)) {
+		g = &c->gone[c->gtail++ % DROP_RANGES];
+		(void)posix_fadvise(c->s->fd, (off_t)g->lo,
+		    (off_t)(g->hi - g->lo), POSIX_FADV_DONTNEED);
+	}
 }
 
 static void *
@@ -1237,7 +1267,7 @@ copier_main(void *arg)
 {
 	struct sfs_copier *c = arg;
 	struct stage *st;
-	uint64_t from;
+	uint64_t from, to;
 	int r;
 
 	pthread_mutex_lock(&c->mu);
@@ -1260,8 +1290,8 @@ copier_main(void *arg)
 			    st->l[i].len);
 			if (r == 0 && writeback_range(c->s, &c->wb_lo,
 			    &c->wb_hi, (uint64_t)((uint8_t *)st->l[i].dst -
-			    c->s->map), st->l[i].len, &from))
-				drop_behind(c, from, c->wb_hi);
+			    c->s->map), st->l[i].len, 1, &from, &to))
+				drop_behind(c, from, to);
 		}
 		pthread_mutex_lock(&c->mu);
 		if (r != 0 && c->r == 0)
