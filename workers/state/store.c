@@ -1192,8 +1192,9 @@ sfs_map_write(struct sfs_view *v, void *dst, const void *src, size_t len)
  * staging buffers, which stay allocated and so cost no fresh memory, and
  * a second thread writes them into the data file while the worker goes
  * on. Only that thread writes staged bytes, so the writes never wait on
- * each other for the file's lock; it calls nothing but pwrite(2) and
- * sync_file_range(2), and LMDB stays on the worker's thread.
+ * each other for the file's lock; it calls nothing but pwrite(2),
+ * sync_file_range(2) and posix_fadvise(2) ("Dropping behind"), and LMDB
+ * stays on the worker's thread.
  *
  * A staged write must land before anything could see or reuse its
  * place: sfs_copy_drain waits for all of them, and runs before every
@@ -1268,6 +1269,7 @@ copier_main(void *arg)
 	struct sfs_copier *c = arg;
 	struct stage *st;
 	uint64_t from, to;
+	unsigned slow;
 	int r;
 
 	pthread_mutex_lock(&c->mu);
@@ -1278,9 +1280,10 @@ copier_main(void *arg)
 			break;
 		st = &c->st[c->tail % STAGE_BUFS];
 		c->busy = 1;
+		slow = c->slow_ms;
 		pthread_mutex_unlock(&c->mu);
-		if (c->slow_ms > 0) {
-			struct timespec ts = { 0, (long)c->slow_ms * 1000000 };
+		if (slow > 0) {
+			struct timespec ts = { 0, (long)slow * 1000000 };
 
 			nanosleep(&ts, NULL);
 		}
