@@ -858,17 +858,6 @@ sfs_chunk_put(struct sfs_view *v, const void *bytes, size_t len,
 }
 
 int
-sfs_chunk_put_hashed(struct sfs_view *v, const void *bytes, size_t len,
-    const uint8_t hash[32])
-{
-	int r;
-
-	if ((r = chunk_put_check(v, len)) != 0)
-		return r;
-	return chunk_put(v, bytes, len, hash, NULL);
-}
-
-int
 sfs_chunk_put_later(struct sfs_view *v, const void *bytes, size_t len,
     const uint8_t hash[32], struct sfs_later *later)
 {

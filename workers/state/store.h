@@ -172,16 +172,13 @@ int sfs_chunk_peek(struct sfs_view *v, const uint8_t hash[32],
 int sfs_chunk_put(struct sfs_view *v, const void *bytes, size_t len,
     uint8_t hash_out[32]);
 /* The same for bytes whose hash the caller has just computed from them
- * (sync checks every chunk against the hash it asked for): hashing them
- * again would only repeat that work. A hash that is not the bytes' own
- * corrupts the store. */
-int sfs_chunk_put_hashed(struct sfs_view *v, const void *bytes, size_t len,
-    const uint8_t hash[32]);
-/* The same, leaving the copy of a large chunk's bytes to the caller:
- * *later says what is still to copy (len 0: nothing), and sfs_chunk_copy
- * must copy it before any other call on the view. State sync stores a
- * response's chunks this way and copies them all at once, on two threads
- * (store.c, "Copying on two threads"). */
+ * (sync checks every chunk against the hash it asked for; hashing them
+ * again would only repeat that work; a hash that is not the bytes' own
+ * corrupts the store), leaving the copy of a large chunk's bytes to the
+ * caller: *later says what is still to copy (len 0: nothing), and
+ * sfs_chunk_copy must copy it before any other call on the view. State
+ * sync stores a response's chunks this way and hands them to the store's
+ * second thread all at once (store.c, "Copying behind"). */
 struct sfs_later {
 	void *dst;
 	const void *src;
